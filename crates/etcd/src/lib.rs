@@ -1,0 +1,4 @@
+//! kubemaint-etcd: etcd's on-disk formats (snapshot file, bbolt, WAL) and the client edge.
+//!
+//! This crate has no Kubernetes dependency; it knows etcd and bbolt only.
+#![warn(missing_docs)]

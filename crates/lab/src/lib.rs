@@ -1,0 +1,2 @@
+//! kubemaint-lab: a real local Kubernetes control plane with simulated kubelets.
+#![warn(missing_docs)]
