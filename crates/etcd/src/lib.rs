@@ -2,3 +2,5 @@
 //!
 //! This crate has no Kubernetes dependency; it knows etcd and bbolt only.
 #![warn(missing_docs)]
+
+pub mod bbolt;
