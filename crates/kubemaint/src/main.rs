@@ -1,1 +1,57 @@
-fn main() {}
+//! `kubemaint`: one binary for the maintenance life of a Kubernetes cluster.
+//!
+//! `main` only parses arguments, installs the TLS crypto provider, runs one command and turns its
+//! outcome into one report and a documented exit code (see [`exit`]).
+
+mod commands;
+mod exit;
+mod global;
+mod kube_client;
+mod output;
+
+use clap::Parser;
+
+use crate::commands::Command;
+use crate::global::GlobalArgs;
+
+/// Maintain a Kubernetes cluster: take nodes out and back, back up and restore etcd.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubemaint",
+    version,
+    about = "Maintain a Kubernetes cluster: cordon, drain and uncordon nodes; save, inspect, verify and restore etcd snapshots.",
+    long_about = None,
+    after_help = "Examples:\n  kubemaint drain node-1 --ignore-daemonsets --dry-run=client   # show the plan, touch nothing\n  kubemaint drain node-1 --ignore-daemonsets                     # drain, naming any PDB that blocks\n  kubemaint uncordon node-1\n  kubemaint etcd snapshot save /var/backups/etcd.db --pki-dir /etc/kubernetes/pki\n  kubemaint etcd snapshot status /var/backups/etcd.db -o json\n\nExit codes: 0 success, 1 the operation failed (see the report), 2 bad usage or input, 3 partial (some nodes or pods left pending)."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn main() {
+    // kube brings rustls with `ring`; installing it explicitly keeps a second provider pulled in
+    // by any dependency from making rustls panic at the first TLS handshake.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    global::init_logging(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            std::process::exit(exit::FAILURE);
+        }
+    };
+    let code = match runtime.block_on(commands::run(cli.command, &cli.global)) {
+        Ok(code) => code,
+        Err(err) => {
+            exit::report(&err);
+            exit::code_for(&err)
+        }
+    };
+    std::process::exit(code);
+}

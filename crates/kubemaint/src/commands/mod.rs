@@ -1,0 +1,33 @@
+//! The subcommands. Each module owns its raw clap arguments, resolves them into a configuration,
+//! and runs it; [`run`] dispatches and returns the exit code.
+
+pub mod cordon;
+pub mod drain;
+pub mod etcd;
+
+use clap::Subcommand;
+
+use crate::global::GlobalArgs;
+
+/// What kubemaint can do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mark nodes unschedulable (as `kubectl cordon`), recording that kubemaint did it.
+    Cordon(cordon::CordonArgs),
+    /// Mark nodes schedulable again (as `kubectl uncordon`).
+    Uncordon(cordon::CordonArgs),
+    /// Cordon nodes and evict their pods (as `kubectl drain`), naming whatever blocks.
+    Drain(drain::DrainArgs),
+    /// etcd backups: snapshot save, status, verify and restore.
+    Etcd(etcd::EtcdArgs),
+}
+
+/// Runs one command; `Ok` carries the exit code (success or partial), `Err` a failure to report.
+pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<i32> {
+    match command {
+        Command::Cordon(args) => cordon::run(args, global, true).await,
+        Command::Uncordon(args) => cordon::run(args, global, false).await,
+        Command::Drain(args) => drain::run(args, global).await,
+        Command::Etcd(args) => etcd::run(args, global).await,
+    }
+}

@@ -1,0 +1,49 @@
+//! Building kube clients from kubectl-style flags.
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::global::GlobalArgs;
+
+/// Whether the client may retry HTTP 429/503/504 by itself.
+///
+/// kube retries 429 by default; an eviction refused by a PodDisruptionBudget answers 429, and our
+/// drain loop must see that at once to name the blocker, so eviction clients use [`Retry::Off`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// kube's default server-retry policy.
+    Default,
+    /// No automatic retry.
+    Off,
+}
+
+/// Resolves the kubeconfig (flag, `$KUBECONFIG`, `~/.kube/config`) and context into a kube config.
+pub async fn config(global: &GlobalArgs, retry: Retry) -> anyhow::Result<kube::Config> {
+    let options = KubeConfigOptions {
+        context: global.context.clone(),
+        ..Default::default()
+    };
+    let mut config = match &global.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path).with_context(|| {
+                format!("cannot read kubeconfig {}: check the path given by --kubeconfig or $KUBECONFIG", path.display())
+            })?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .with_context(|| format!("kubeconfig {} is not usable", path.display()))?
+        }
+        None => kube::Config::from_kubeconfig(&options)
+            .await
+            .context("no usable kubeconfig: pass --kubeconfig PATH or set KUBECONFIG")?,
+    };
+    if retry == Retry::Off {
+        config.default_retry = false;
+    }
+    Ok(config)
+}
+
+/// A client for the cluster chosen by the global flags.
+pub async fn client(global: &GlobalArgs, retry: Retry) -> anyhow::Result<kube::Client> {
+    let config = config(global, retry).await?;
+    kube::Client::try_from(config).context("cannot build a Kubernetes client from the kubeconfig")
+}
