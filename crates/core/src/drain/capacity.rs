@@ -1,0 +1,711 @@
+//! Capacity preflight: can the remaining schedulable nodes host the pods a drain evicts?
+//!
+//! A simplified kube-scheduler filter pass: node `spec.unschedulable`, `NoSchedule`/`NoExecute`
+//! taints vs tolerations, `nodeSelector`, required node affinity (`matchExpressions` with
+//! In/NotIn/Exists/DoesNotExist/Gt/Lt and `matchFields` on `metadata.name`) and resource
+//! requests (incl. the `pods` count) against allocatable minus what is already requested.
+//! Placement is greedy first-fit over nodes sorted by name; pod (anti-)affinity, topology
+//! spread, host ports and volumes are not modelled, so "fits" is necessary, not sufficient.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{
+    Container, Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde::Serialize;
+
+use super::quantity::{QuantityError, parse_milli};
+use super::{PodRef, is_finished};
+
+/// Resource amounts in milli-units by resource name (`cpu`, `memory`, `pods`, ...).
+pub type Resources = BTreeMap<String, i128>;
+
+/// Taint key the scheduler uses to represent `spec.unschedulable`.
+pub const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
+
+fn add_quantities(
+    into: &mut Resources,
+    q: Option<&BTreeMap<String, Quantity>>,
+) -> Result<(), QuantityError> {
+    for (k, v) in q.into_iter().flatten() {
+        *into.entry(k.clone()).or_default() += parse_milli(&v.0)?;
+    }
+    Ok(())
+}
+
+fn container_requests(c: &Container) -> Result<Resources, QuantityError> {
+    let mut r = Resources::new();
+    add_quantities(
+        &mut r,
+        c.resources.as_ref().and_then(|r| r.requests.as_ref()),
+    )?;
+    Ok(r)
+}
+
+fn max_into(into: &mut Resources, other: &Resources) {
+    for (k, v) in other {
+        let e = into.entry(k.clone()).or_default();
+        *e = (*e).max(*v);
+    }
+}
+
+fn sum_into(into: &mut Resources, other: &Resources) {
+    for (k, v) in other {
+        *into.entry(k.clone()).or_default() += v;
+    }
+}
+
+/// The pod's effective requests as the scheduler computes them: max(sum of app containers +
+/// sidecars, each init container + the sidecars started before it) + overhead, plus one `pods`.
+pub fn pod_requests(pod: &Pod) -> Result<Resources, QuantityError> {
+    let mut total = Resources::new();
+    let Some(spec) = pod.spec.as_ref() else {
+        return Ok(total);
+    };
+    for c in &spec.containers {
+        sum_into(&mut total, &container_requests(c)?);
+    }
+    let mut sidecars = Resources::new();
+    let mut init_max = Resources::new();
+    for c in spec.init_containers.iter().flatten() {
+        let req = container_requests(c)?;
+        if c.restart_policy.as_deref() == Some("Always") {
+            sum_into(&mut sidecars, &req);
+            max_into(&mut init_max, &sidecars);
+        } else {
+            let mut with = sidecars.clone();
+            sum_into(&mut with, &req);
+            max_into(&mut init_max, &with);
+        }
+    }
+    sum_into(&mut total, &sidecars);
+    max_into(&mut total, &init_max);
+    add_quantities(&mut total, spec.overhead.as_ref())?;
+    total.retain(|_, v| *v != 0);
+    total.insert("pods".to_owned(), 1000);
+    Ok(total)
+}
+
+/// `status.allocatable` of a node.
+pub fn node_allocatable(node: &Node) -> Result<Resources, QuantityError> {
+    let mut r = Resources::new();
+    add_quantities(
+        &mut r,
+        node.status.as_ref().and_then(|s| s.allocatable.as_ref()),
+    )?;
+    Ok(r)
+}
+
+/// Whether a toleration tolerates a taint (`v1.Toleration.ToleratesTaint`).
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty())
+        && e != taint.effect
+    {
+        return false;
+    }
+    if let Some(k) = t.key.as_deref().filter(|k| !k.is_empty())
+        && k != taint.key
+    {
+        return false;
+    }
+    match t.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => true,
+        "Equal" | "" => {
+            t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default()
+        }
+        _ => false,
+    }
+}
+
+/// The first `NoSchedule`/`NoExecute` taint of `taints` the pod does not tolerate.
+pub fn untolerated_taint<'a>(pod: &Pod, taints: &'a [Taint]) -> Option<&'a Taint> {
+    let tols = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or_default();
+    taints
+        .iter()
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .find(|t| !tols.iter().any(|tol| tolerates(tol, t)))
+}
+
+fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let values = r.values.as_deref().unwrap_or_default();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        op @ ("Gt" | "Lt") => {
+            let (Some(v), [bound]) = (value, values) else {
+                return false;
+            };
+            match (v.parse::<i64>(), bound.parse::<i64>()) {
+                (Ok(v), Ok(b)) => {
+                    if op == "Gt" {
+                        v > b
+                    } else {
+                        v < b
+                    }
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
+    let exprs = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    // A term with no requirements matches no node (scheduler's nodeaffinity semantics).
+    if exprs.is_empty() && fields.is_empty() {
+        return false;
+    }
+    let labels = node.metadata.labels.as_ref();
+    exprs
+        .iter()
+        .all(|r| requirement_matches(r, labels.and_then(|l| l.get(&r.key)).map(String::as_str)))
+        && fields.iter().all(|r| {
+            r.key == "metadata.name"
+                && matches!(r.operator.as_str(), "In" | "NotIn")
+                && requirement_matches(r, node.metadata.name.as_deref())
+        })
+}
+
+/// Whether the node satisfies the pod's `nodeSelector` and required node affinity.
+pub fn matches_node_selection(pod: &Pod, node: &Node) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return true;
+    };
+    let labels = node.metadata.labels.as_ref();
+    let selector_ok = spec
+        .node_selector
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
+    let affinity_ok = match spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }) {
+        None => true,
+        Some(sel) => sel
+            .node_selector_terms
+            .iter()
+            .any(|t| term_matches(t, node)),
+    };
+    selector_ok && affinity_ok
+}
+
+/// Why a pod does not fit a node, worded like the kube-scheduler's `FailedScheduling` reasons.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Unfit {
+    /// The node is being drained by this plan.
+    Draining,
+    /// `spec.unschedulable` without a matching toleration.
+    Unschedulable,
+    /// A NoSchedule/NoExecute taint is not tolerated.
+    Taint {
+        /// `key=value:effect`.
+        taint: String,
+    },
+    /// `nodeSelector` or required node affinity does not match.
+    Selection,
+    /// Not enough of a resource left.
+    Insufficient {
+        /// Resource name.
+        resource: String,
+    },
+    /// The node's allocatable could not be read.
+    BadNode {
+        /// The parse error.
+        error: String,
+    },
+}
+
+impl std::fmt::Display for Unfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfit::Draining => write!(f, "node(s) being drained"),
+            Unfit::Unschedulable => write!(f, "node(s) were unschedulable"),
+            Unfit::Taint { taint } => write!(f, "node(s) had untolerated taint {{{taint}}}"),
+            Unfit::Selection => write!(f, "node(s) didn't match Pod's node affinity/selector"),
+            Unfit::Insufficient { resource } if resource == "pods" => write!(f, "Too many pods"),
+            Unfit::Insufficient { resource } => write!(f, "Insufficient {resource}"),
+            Unfit::BadNode { error } => write!(f, "node(s) with unreadable allocatable ({error})"),
+        }
+    }
+}
+
+/// Where a pod would go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Placement {
+    /// First node that fits.
+    Fits {
+        /// Node name.
+        node: String,
+    },
+    /// No node fits; `reason` reads like the scheduler's
+    /// `0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu.`
+    NoFit {
+        /// Summary line.
+        reason: String,
+    },
+    /// The pod's requests could not be read.
+    Invalid {
+        /// The parse error.
+        error: String,
+    },
+}
+
+/// Placement verdict for one pod.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PodPlacement {
+    /// The pod.
+    pub pod: PodRef,
+    /// The verdict.
+    pub placement: Placement,
+}
+
+/// Result of a capacity preflight.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CapacityReport {
+    /// One entry per pod to place, in input order.
+    pub pods: Vec<PodPlacement>,
+}
+
+impl CapacityReport {
+    /// Pods that fit nowhere (or whose requests were invalid).
+    pub fn unplaced(&self) -> impl Iterator<Item = &PodPlacement> {
+        self.pods
+            .iter()
+            .filter(|p| !matches!(p.placement, Placement::Fits { .. }))
+    }
+}
+
+struct NodeState<'a> {
+    node: &'a Node,
+    name: String,
+    free: Result<Resources, String>,
+    excluded: bool,
+}
+
+fn taint_string(t: &Taint) -> String {
+    match t.value.as_deref().filter(|v| !v.is_empty()) {
+        Some(v) => format!("{}: {v}", t.key),
+        None => format!("{}: ", t.key),
+    }
+}
+
+fn check_node(pod: &Pod, req: &Resources, st: &NodeState<'_>) -> Result<(), Unfit> {
+    if st.excluded {
+        return Err(Unfit::Draining);
+    }
+    let node = st.node;
+    if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+        let t = Taint {
+            key: UNSCHEDULABLE_TAINT.to_owned(),
+            effect: "NoSchedule".to_owned(),
+            ..Default::default()
+        };
+        if untolerated_taint(pod, std::slice::from_ref(&t)).is_some() {
+            return Err(Unfit::Unschedulable);
+        }
+    }
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or_default();
+    if let Some(t) = untolerated_taint(pod, taints) {
+        return Err(Unfit::Taint {
+            taint: taint_string(t),
+        });
+    }
+    if !matches_node_selection(pod, node) {
+        return Err(Unfit::Selection);
+    }
+    let free = st
+        .free
+        .as_ref()
+        .map_err(|e| Unfit::BadNode { error: e.clone() })?;
+    for (res, want) in req {
+        if *want <= 0 {
+            continue;
+        }
+        match free.get(res) {
+            // Nodes that do not report ephemeral storage are not checked for it.
+            None if res == "ephemeral-storage" => {}
+            Some(have) if have >= want => {}
+            _ => {
+                return Err(Unfit::Insufficient {
+                    resource: res.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Places `to_place` greedily on `nodes` minus `excluded` (the nodes being drained), given
+/// every pod of the cluster (`all_pods`, used for what nodes already host; pods in `to_place`
+/// are not counted as already placed elsewhere even if they are bound to a kept node).
+pub fn check_capacity(
+    to_place: &[&Pod],
+    nodes: &[Node],
+    all_pods: &[Pod],
+    excluded: &BTreeSet<String>,
+) -> CapacityReport {
+    let moving: BTreeSet<PodRef> = to_place.iter().map(|p| PodRef::of(p)).collect();
+    let mut states: Vec<NodeState<'_>> = nodes
+        .iter()
+        .map(|n| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let mut free = node_allocatable(n).map_err(|e| e.to_string());
+            if let Ok(free) = free.as_mut() {
+                for p in all_pods.iter().filter(|p| {
+                    p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
+                        && !is_finished(p)
+                        && !moving.contains(&PodRef::of(p))
+                }) {
+                    // A pod with unreadable requests was admitted by the server, so this
+                    // cannot happen for real objects; count it as nothing.
+                    if let Ok(req) = pod_requests(p) {
+                        for (k, v) in req {
+                            *free.entry(k).or_default() -= v;
+                        }
+                    }
+                }
+            }
+            NodeState {
+                excluded: excluded.contains(&name),
+                node: n,
+                name,
+                free,
+            }
+        })
+        .collect();
+    states.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut report = CapacityReport::default();
+    for pod in to_place {
+        let placement = match pod_requests(pod) {
+            Err(e) => Placement::Invalid {
+                error: e.to_string(),
+            },
+            Ok(req) => {
+                let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+                let mut chosen = None;
+                for (i, st) in states.iter().enumerate() {
+                    match check_node(pod, &req, st) {
+                        Ok(()) => {
+                            chosen = Some(i);
+                            break;
+                        }
+                        Err(u) => *reasons.entry(u.to_string()).or_default() += 1,
+                    }
+                }
+                match chosen {
+                    Some(i) => {
+                        if let Ok(free) = states[i].free.as_mut() {
+                            for (k, v) in &req {
+                                *free.entry(k.clone()).or_default() -= v;
+                            }
+                        }
+                        Placement::Fits {
+                            node: states[i].name.clone(),
+                        }
+                    }
+                    None => {
+                        let detail = reasons
+                            .iter()
+                            .map(|(r, n)| format!("{n} {r}"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        Placement::NoFit {
+                            reason: if detail.is_empty() {
+                                format!("0/{} nodes are available.", states.len())
+                            } else {
+                                format!("0/{} nodes are available: {detail}.", states.len())
+                            },
+                        }
+                    }
+                }
+            }
+        };
+        report.pods.push(PodPlacement {
+            pod: PodRef::of(pod),
+            placement,
+        });
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSelector};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::drain::testing::{NodeBuilder, PodBuilder};
+
+    fn place(pods: &[Pod], nodes: &[Node], all: &[Pod], drained: &[&str]) -> Vec<Placement> {
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let ex = drained.iter().map(|s| (*s).to_owned()).collect();
+        check_capacity(&refs, nodes, all, &ex)
+            .pods
+            .into_iter()
+            .map(|p| p.placement)
+            .collect()
+    }
+
+    fn fits(n: &str) -> Placement {
+        Placement::Fits { node: n.into() }
+    }
+
+    fn affinity(terms: Vec<NodeSelectorTerm>) -> Affinity {
+        Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: terms,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn req(key: &str, op: &str, values: &[&str]) -> NodeSelectorRequirement {
+        NodeSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|s| (*s).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn requests_are_effective_requests() {
+        let mut pod = PodBuilder::new("ns", "p").requests("500m", "1Gi").build();
+        let spec = pod.spec.as_mut().unwrap();
+        let mut init = spec.containers[0].clone();
+        init.name = "init".into();
+        init.resources
+            .as_mut()
+            .unwrap()
+            .requests
+            .as_mut()
+            .unwrap()
+            .insert("cpu".into(), Quantity("2".into()));
+        spec.init_containers = Some(vec![init]);
+        let r = pod_requests(&pod).unwrap();
+        assert_eq!(r["cpu"], 2000, "init container dominates");
+        assert_eq!(r["memory"], 1_073_741_824_000, "milli-bytes");
+        assert_eq!(r["pods"], 1000);
+    }
+
+    #[test]
+    fn first_fit_respects_usage_and_exclusions() {
+        let nodes = [
+            NodeBuilder::new("a").alloc("1", "1Gi").build(),
+            NodeBuilder::new("b").alloc("2", "2Gi").build(),
+            NodeBuilder::new("node1").build(),
+        ];
+        let existing = [PodBuilder::new("x", "busy")
+            .on("a")
+            .requests("800m", "100Mi")
+            .build()];
+        let pods = [
+            PodBuilder::new("ns", "p1")
+                .requests("500m", "100Mi")
+                .build(),
+            PodBuilder::new("ns", "p2")
+                .requests("1600m", "100Mi")
+                .build(),
+            PodBuilder::new("ns", "p3").requests("1", "100Mi").build(),
+        ];
+        let got = place(&pods, &nodes, &existing, &["node1"]);
+        assert_eq!(got[0], fits("b"));
+        assert_eq!(
+            got[1],
+            Placement::NoFit {
+                reason: "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) being drained."
+                    .into()
+            }
+        );
+        assert_eq!(got[2], fits("b"));
+    }
+
+    #[test]
+    fn taints_selectors_affinity() {
+        let nodes = [
+            NodeBuilder::new("cp")
+                .taint("node-role.kubernetes.io/control-plane", None, "NoSchedule")
+                .build(),
+            NodeBuilder::new("gpu")
+                .label("gpu", "true")
+                .label("gen", "5")
+                .taint("gpu", Some("yes"), "NoExecute")
+                .build(),
+            NodeBuilder::new("w1").label("zone", "a").build(),
+            NodeBuilder::new("w2")
+                .label("zone", "b")
+                .taint("soft", None, "PreferNoSchedule")
+                .build(),
+            NodeBuilder::new("off").cordoned().build(),
+        ];
+        let plain = PodBuilder::new("ns", "plain").build();
+        let zone_b = PodBuilder::new("ns", "zb")
+            .node_selector("zone", "b")
+            .build();
+        let gpu = PodBuilder::new("ns", "gpu")
+            .node_selector("gpu", "true")
+            .build();
+        let gpu_tol = PodBuilder::new("ns", "gpu2")
+            .node_selector("gpu", "true")
+            .tolerate("gpu", "Equal", Some("yes"), Some("NoExecute"))
+            .build();
+        let cp_tol = PodBuilder::new("ns", "cp")
+            .tolerate("", "Exists", None, None)
+            .build();
+        let mut gt = PodBuilder::new("ns", "gt")
+            .tolerate("gpu", "Exists", None, None)
+            .build();
+        gt.spec.as_mut().unwrap().affinity = Some(affinity(vec![NodeSelectorTerm {
+            match_expressions: Some(vec![req("gen", "Gt", &["4"])]),
+            match_fields: None,
+        }]));
+        let mut by_name = PodBuilder::new("ns", "byname").build();
+        by_name.spec.as_mut().unwrap().affinity = Some(affinity(vec![
+            NodeSelectorTerm {
+                match_expressions: None,
+                match_fields: None,
+            },
+            NodeSelectorTerm {
+                match_expressions: Some(vec![req("zone", "NotIn", &["a"])]),
+                match_fields: Some(vec![req("metadata.name", "In", &["w2", "cp"])]),
+            },
+        ]));
+        let mut nowhere = PodBuilder::new("ns", "nowhere").build();
+        nowhere.spec.as_mut().unwrap().affinity = Some(affinity(vec![NodeSelectorTerm {
+            match_expressions: Some(vec![
+                req("zone", "DoesNotExist", &[]),
+                req("gen", "Lt", &["3"]),
+            ]),
+            match_fields: None,
+        }]));
+        let got = place(
+            &[plain, zone_b, gpu, gpu_tol, cp_tol, gt, by_name, nowhere],
+            &nodes,
+            &[],
+            &[],
+        );
+        assert_eq!(got[0], fits("w1"));
+        assert_eq!(got[1], fits("w2"));
+        assert_eq!(
+            got[2],
+            Placement::NoFit {
+                reason: "0/5 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {gpu: yes}, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 1 node(s) were unschedulable.".into()
+            }
+        );
+        assert_eq!(got[3], fits("gpu"));
+        assert_eq!(
+            got[4],
+            fits("cp"),
+            "a wildcard toleration tolerates every taint incl. unschedulable"
+        );
+        assert_eq!(got[5], fits("gpu"));
+        assert_eq!(got[6], fits("w2"));
+        assert!(matches!(got[7], Placement::NoFit { .. }));
+    }
+
+    #[test]
+    fn unschedulable_is_reported() {
+        let nodes = [NodeBuilder::new("off").cordoned().build()];
+        let got = place(&[PodBuilder::new("ns", "p").build()], &nodes, &[], &[]);
+        assert_eq!(
+            got[0],
+            Placement::NoFit {
+                reason: "0/1 nodes are available: 1 node(s) were unschedulable.".into()
+            }
+        );
+    }
+
+    #[test]
+    fn pod_count_limit() {
+        let mut n = NodeBuilder::new("tiny").build();
+        n.status
+            .as_mut()
+            .unwrap()
+            .allocatable
+            .as_mut()
+            .unwrap()
+            .insert("pods".into(), Quantity("1".into()));
+        let got = place(
+            &[
+                PodBuilder::new("ns", "a").build(),
+                PodBuilder::new("ns", "b").build(),
+            ],
+            &[n],
+            &[],
+            &[],
+        );
+        assert_eq!(got[0], fits("tiny"));
+        assert_eq!(
+            got[1],
+            Placement::NoFit {
+                reason: "0/1 nodes are available: 1 Too many pods.".into()
+            }
+        );
+    }
+
+    proptest! {
+        /// A pod is never placed on a node whose NoSchedule/NoExecute taints it does not
+        /// tolerate, nor on an excluded or cordoned node, and placements never overcommit.
+        #[test]
+        fn placement_is_sound(
+            node_specs in proptest::collection::vec((any::<bool>(), 0u8..3, 1u32..4000), 1..6),
+            pod_specs in proptest::collection::vec((0u8..3, 0u8..3, 1u32..3000), 0..12),
+            excluded_mask in any::<u8>(),
+        ) {
+            let keys = ["a", "b", "c"];
+            let effects = ["NoSchedule", "NoExecute", "PreferNoSchedule"];
+            let nodes: Vec<Node> = node_specs.iter().enumerate().map(|(i, (cordoned, taint, cpu))| {
+                let mut b = NodeBuilder::new(&format!("n{i}")).alloc(&format!("{cpu}m"), "8Gi");
+                if *cordoned { b = b.cordoned(); }
+                b = b.taint(keys[*taint as usize], None, effects[*taint as usize]);
+                b.build()
+            }).collect();
+            let pods: Vec<Pod> = pod_specs.iter().enumerate().map(|(i, (tol, eff, cpu))| {
+                let mut b = PodBuilder::new("ns", &format!("p{i}")).requests(&format!("{cpu}m"), "1Mi");
+                if *tol < 3 { b = b.tolerate(keys[*tol as usize], "Exists", None, Some(effects[*eff as usize])); }
+                b.build()
+            }).collect();
+            let excluded: BTreeSet<String> = (0..nodes.len()).filter(|i| excluded_mask & (1 << i) != 0).map(|i| format!("n{i}")).collect();
+            let refs: Vec<&Pod> = pods.iter().collect();
+            let report = check_capacity(&refs, &nodes, &[], &excluded);
+            let mut used: BTreeMap<String, i128> = BTreeMap::new();
+            for (pod, pl) in pods.iter().zip(&report.pods) {
+                if let Placement::Fits { node } = &pl.placement {
+                    let n = nodes.iter().find(|n| n.metadata.name.as_deref() == Some(node)).unwrap();
+                    prop_assert!(!excluded.contains(node));
+                    prop_assert!(n.spec.as_ref().unwrap().unschedulable != Some(true));
+                    let taints = n.spec.as_ref().unwrap().taints.clone().unwrap_or_default();
+                    prop_assert!(untolerated_taint(pod, &taints).is_none());
+                    *used.entry(node.clone()).or_default() += pod_requests(pod).unwrap()["cpu"];
+                }
+            }
+            for (node, u) in used {
+                let n = nodes.iter().find(|n| n.metadata.name.as_deref() == Some(node.as_str())).unwrap();
+                prop_assert!(u <= node_allocatable(n).unwrap()["cpu"]);
+            }
+        }
+    }
+}

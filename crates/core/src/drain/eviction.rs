@@ -1,0 +1,494 @@
+//! The pure parts of evicting a pod: choosing the Eviction API version from discovery (as
+//! kubectl's `CheckEvictionSupport`), building the Eviction body, and classifying the answer.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Message of the API server's 500 for pods under several PDBs.
+pub const MULTIPLE_PDB_MESSAGE: &str = "This pod has more than one PodDisruptionBudget";
+/// `StatusCause.reason` the server puts on PDB refusals.
+pub const DISRUPTION_BUDGET_CAUSE: &str = "DisruptionBudget";
+/// `StatusCause.reason` for evictions in a terminating namespace.
+pub const NAMESPACE_TERMINATING_CAUSE: &str = "NamespaceTerminating";
+
+/// The group/version of the Eviction body to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum EvictionVersion {
+    /// `policy/v1` (Kubernetes ≥ 1.22).
+    #[serde(rename = "policy/v1")]
+    V1,
+    /// `policy/v1beta1` (any server with the eviction subresource).
+    #[serde(rename = "policy/v1beta1")]
+    V1beta1,
+}
+
+impl EvictionVersion {
+    /// `apiVersion` string.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            EvictionVersion::V1 => "policy/v1",
+            EvictionVersion::V1beta1 => "policy/v1beta1",
+        }
+    }
+}
+
+/// How pods leave the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "version", rename_all = "lowercase")]
+pub enum RemovalMethod {
+    /// POST `pods/{name}/eviction` with this body version (PDBs respected).
+    Evict(EvictionVersion),
+    /// Plain `DELETE` (`--disable-eviction`, or a server without the subresource): PDBs are
+    /// not consulted.
+    Delete,
+}
+
+/// kubectl's `CheckEvictionSupport` on the `GET /api/v1` resource list: the `pods/eviction`
+/// entry with kind `Eviction` and a non-empty group and version. `policy/v1` is used as is;
+/// any other advertised version falls back to `policy/v1beta1`, as kubectl does. `None` means
+/// the server has no eviction subresource.
+pub fn eviction_version_from_discovery(core_v1: &[APIResource]) -> Option<EvictionVersion> {
+    core_v1.iter().find_map(|r| {
+        let group = r.group.as_deref().unwrap_or_default();
+        let version = r.version.as_deref().unwrap_or_default();
+        (r.name == "pods/eviction"
+            && r.kind == "Eviction"
+            && !group.is_empty()
+            && !version.is_empty())
+        .then_some(if group == "policy" && version == "v1" {
+            EvictionVersion::V1
+        } else {
+            EvictionVersion::V1beta1
+        })
+    })
+}
+
+/// kubectl's choice of removal method: `--disable-eviction` forces `DELETE`, otherwise the
+/// discovered eviction version, else `DELETE`.
+pub fn removal_method(
+    disable_eviction: bool,
+    discovered: Option<EvictionVersion>,
+) -> RemovalMethod {
+    match (disable_eviction, discovered) {
+        (false, Some(v)) => RemovalMethod::Evict(v),
+        _ => RemovalMethod::Delete,
+    }
+}
+
+/// Options shared by evictions and deletes (kubectl's `makeDeleteOptions`, plus a UID
+/// precondition which kubectl does not send).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// `--grace-period`; sent only when `>= 0`.
+    pub grace_period_seconds: i64,
+    /// UID precondition: evict/delete only this incarnation of the pod (409 otherwise).
+    pub uid: Option<String>,
+    /// `--dry-run=server`: `dryRun: ["All"]`.
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    /// The `DeleteOptions` JSON object (no `kind`/`apiVersion`, as client-go sends it inside an
+    /// Eviction and as the body of a DELETE).
+    pub fn to_json(&self) -> Value {
+        let mut o = serde_json::Map::new();
+        if self.grace_period_seconds >= 0 {
+            o.insert(
+                "gracePeriodSeconds".into(),
+                json!(self.grace_period_seconds),
+            );
+        }
+        if let Some(uid) = self.uid.as_deref().filter(|u| !u.is_empty()) {
+            o.insert("preconditions".into(), json!({ "uid": uid }));
+        }
+        if self.dry_run {
+            o.insert("dryRun".into(), json!(["All"]));
+        }
+        Value::Object(o)
+    }
+}
+
+/// The Eviction body for `POST /api/v1/namespaces/{ns}/pods/{name}/eviction`.
+pub fn eviction_body(
+    version: EvictionVersion,
+    namespace: &str,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Value {
+    json!({
+        "apiVersion": version.api_version(),
+        "kind": "Eviction",
+        "metadata": { "name": name, "namespace": namespace },
+        "deleteOptions": opts.to_json(),
+    })
+}
+
+/// One `StatusCause` of a `Status` body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct StatusCause {
+    /// Machine-readable cause (`DisruptionBudget`, `NamespaceTerminating`, ...).
+    #[serde(default)]
+    pub reason: String,
+    /// Human text.
+    #[serde(default)]
+    pub message: String,
+    /// Field, if any.
+    #[serde(default)]
+    pub field: String,
+}
+
+/// `Status.details`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDetails {
+    /// Causes.
+    #[serde(default)]
+    pub causes: Vec<StatusCause>,
+    /// Suggested delay before retrying.
+    #[serde(default)]
+    pub retry_after_seconds: Option<u32>,
+}
+
+/// The parts of a `metav1.Status` response body that matter here (deserializable from the raw
+/// JSON the API server sends).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ApiStatus {
+    /// HTTP code as the server reports it.
+    #[serde(default)]
+    pub code: u16,
+    /// `reason` (`TooManyRequests`, `NotFound`, ...).
+    #[serde(default)]
+    pub reason: String,
+    /// Human message.
+    #[serde(default)]
+    pub message: String,
+    /// Details.
+    #[serde(default)]
+    pub details: Option<StatusDetails>,
+}
+
+impl ApiStatus {
+    fn causes(&self) -> &[StatusCause] {
+        self.details
+            .as_ref()
+            .map(|d| d.causes.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Whether a cause with this reason is present (`apierrors.HasStatusCause`).
+    pub fn has_cause(&self, reason: &str) -> bool {
+        self.causes().iter().any(|c| c.reason == reason)
+    }
+}
+
+/// What to do after an eviction (or delete) attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EvictionOutcome {
+    /// Accepted (2xx): wait for the pod to go.
+    Accepted,
+    /// The pod (this incarnation) is already gone: 404, or 409 on the UID precondition.
+    Done {
+        /// Why.
+        reason: String,
+    },
+    /// Refused by a PodDisruptionBudget (429 with a `DisruptionBudget` cause): retry.
+    RetryPdb {
+        /// PDB name parsed from the cause, if present.
+        pdb: Option<String>,
+        /// The server's message and cause, for the user.
+        message: String,
+        /// Server-suggested delay (`Retry-After` / `retryAfterSeconds`), when non-zero.
+        retry_after_seconds: Option<u32>,
+    },
+    /// 429 without a PDB cause (API priority and fairness): retry.
+    Throttled {
+        /// Message.
+        message: String,
+        /// Server-suggested delay, when non-zero.
+        retry_after_seconds: Option<u32>,
+    },
+    /// 403 `NamespaceTerminating`: if the pod is already being deleted, kubectl waits for it
+    /// (`pod_deleting`); otherwise it retries.
+    NamespaceTerminating {
+        /// Whether the pod already had a deletion timestamp.
+        pod_deleting: bool,
+        /// Message.
+        message: String,
+    },
+    /// 500 "more than one PodDisruptionBudget": never succeeds; a per-pod failure.
+    MultiplePdb {
+        /// Message.
+        message: String,
+    },
+    /// Anything else: a per-pod failure.
+    Failed {
+        /// HTTP code.
+        code: u16,
+        /// Message.
+        message: String,
+    },
+}
+
+/// Parses `The disruption budget NAME needs N healthy pods and has M currently` (and
+/// `The disruption budget NAME is still being processed by the server.`) into the PDB name.
+pub fn pdb_name_from_cause(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("The disruption budget ")?;
+    let name = rest.split_whitespace().next()?;
+    Some(name.trim_end_matches('.').to_owned())
+}
+
+/// Classifies an eviction response. `status` is the parsed body when it was a `Status`;
+/// `retry_after_header` is the `Retry-After` header in seconds, if any; `pod_deleting` says
+/// whether the pod we tried to evict already had a deletion timestamp.
+pub fn classify_eviction_response(
+    http_code: u16,
+    status: Option<&ApiStatus>,
+    retry_after_header: Option<u32>,
+    pod_deleting: bool,
+) -> EvictionOutcome {
+    let empty = ApiStatus::default();
+    let st = status.unwrap_or(&empty);
+    let message = if st.message.is_empty() {
+        format!("HTTP {http_code}")
+    } else {
+        st.message.clone()
+    };
+    let retry_after = st
+        .details
+        .as_ref()
+        .and_then(|d| d.retry_after_seconds)
+        .or(retry_after_header)
+        .filter(|s| *s > 0);
+    match http_code {
+        200..=299 => EvictionOutcome::Accepted,
+        404 => EvictionOutcome::Done {
+            reason: "pod not found".to_owned(),
+        },
+        409 if message.contains("Precondition failed")
+            || message.contains("UID in precondition") =>
+        {
+            EvictionOutcome::Done {
+                reason: "pod was replaced (UID precondition failed)".to_owned(),
+            }
+        }
+        429 => {
+            let cause = st
+                .causes()
+                .iter()
+                .find(|c| c.reason == DISRUPTION_BUDGET_CAUSE);
+            match cause {
+                Some(c) => EvictionOutcome::RetryPdb {
+                    pdb: pdb_name_from_cause(&c.message),
+                    message: if c.message.is_empty() {
+                        message
+                    } else {
+                        format!("{message} {}", c.message)
+                    },
+                    retry_after_seconds: retry_after,
+                },
+                None if message.contains("disruption budget") => EvictionOutcome::RetryPdb {
+                    pdb: None,
+                    message,
+                    retry_after_seconds: retry_after,
+                },
+                None => EvictionOutcome::Throttled {
+                    message,
+                    retry_after_seconds: retry_after,
+                },
+            }
+        }
+        403 if st.has_cause(NAMESPACE_TERMINATING_CAUSE) => EvictionOutcome::NamespaceTerminating {
+            pod_deleting,
+            message,
+        },
+        500 if message.contains("more than one PodDisruptionBudget") => {
+            EvictionOutcome::MultiplePdb { message }
+        }
+        code => EvictionOutcome::Failed { code, message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(name: &str, kind: &str, group: &str, version: &str) -> APIResource {
+        APIResource {
+            name: name.into(),
+            kind: kind.into(),
+            group: Some(group.into()),
+            version: Some(version.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn discovery() {
+        let pods = res("pods", "Pod", "", "");
+        assert_eq!(
+            eviction_version_from_discovery(&[
+                pods.clone(),
+                res("pods/eviction", "Eviction", "policy", "v1")
+            ]),
+            Some(EvictionVersion::V1)
+        );
+        assert_eq!(
+            eviction_version_from_discovery(&[res(
+                "pods/eviction",
+                "Eviction",
+                "policy",
+                "v1beta1"
+            )]),
+            Some(EvictionVersion::V1beta1)
+        );
+        assert_eq!(
+            eviction_version_from_discovery(&[res("pods/eviction", "Eviction", "policy", "v2")]),
+            Some(EvictionVersion::V1beta1),
+            "kubectl falls back to v1beta1 for anything but policy/v1"
+        );
+        assert_eq!(
+            eviction_version_from_discovery(&[res("pods/eviction", "Eviction", "", "")]),
+            None
+        );
+        assert_eq!(eviction_version_from_discovery(&[pods]), None);
+        assert_eq!(
+            removal_method(true, Some(EvictionVersion::V1)),
+            RemovalMethod::Delete
+        );
+        assert_eq!(removal_method(false, None), RemovalMethod::Delete);
+        assert_eq!(
+            removal_method(false, Some(EvictionVersion::V1beta1)),
+            RemovalMethod::Evict(EvictionVersion::V1beta1)
+        );
+    }
+
+    #[test]
+    fn bodies() {
+        let b = eviction_body(
+            EvictionVersion::V1beta1,
+            "ns",
+            "p",
+            &DeleteOptions {
+                grace_period_seconds: -1,
+                uid: Some("u1".into()),
+                dry_run: false,
+            },
+        );
+        assert_eq!(
+            b,
+            json!({"apiVersion":"policy/v1beta1","kind":"Eviction","metadata":{"name":"p","namespace":"ns"},
+                   "deleteOptions":{"preconditions":{"uid":"u1"}}})
+        );
+        let b = eviction_body(
+            EvictionVersion::V1,
+            "ns",
+            "p",
+            &DeleteOptions {
+                grace_period_seconds: 0,
+                uid: None,
+                dry_run: true,
+            },
+        );
+        assert_eq!(
+            b,
+            json!({"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"p","namespace":"ns"},
+                   "deleteOptions":{"gracePeriodSeconds":0,"dryRun":["All"]}})
+        );
+        // The body also parses as the typed policy/v1 Eviction.
+        let typed: k8s_openapi::api::policy::v1::Eviction = serde_json::from_value(b).unwrap();
+        assert_eq!(typed.delete_options.unwrap().grace_period_seconds, Some(0));
+    }
+
+    fn status(json: Value) -> ApiStatus {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn classification() {
+        let pdb429 = status(
+            json!({"kind":"Status","apiVersion":"v1","status":"Failure","code":429,"reason":"TooManyRequests",
+            "message":"Cannot evict pod as it would violate the pod's disruption budget.",
+            "details":{"causes":[{"reason":"DisruptionBudget","message":"The disruption budget web-pdb needs 3 healthy pods and has 2 currently"}]}}),
+        );
+        assert_eq!(
+            classify_eviction_response(429, Some(&pdb429), None, false),
+            EvictionOutcome::RetryPdb {
+                pdb: Some("web-pdb".into()),
+                message: "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget web-pdb needs 3 healthy pods and has 2 currently".into(),
+                retry_after_seconds: None,
+            }
+        );
+        let stale = status(
+            json!({"code":429,"message":"Cannot evict pod as it would violate the pod's disruption budget.",
+            "details":{"retryAfterSeconds":10,"causes":[{"reason":"DisruptionBudget","message":"The disruption budget web-pdb is still being processed by the server."}]}}),
+        );
+        assert!(matches!(
+            classify_eviction_response(429, Some(&stale), Some(3), false),
+            EvictionOutcome::RetryPdb { pdb: Some(ref n), retry_after_seconds: Some(10), .. } if n == "web-pdb"
+        ));
+        let apf = status(
+            json!({"code":429,"reason":"TooManyRequests","message":"Too many requests, please try again later."}),
+        );
+        assert_eq!(
+            classify_eviction_response(429, Some(&apf), Some(2), false),
+            EvictionOutcome::Throttled {
+                message: "Too many requests, please try again later.".into(),
+                retry_after_seconds: Some(2)
+            }
+        );
+        assert!(matches!(
+            classify_eviction_response(404, None, None, false),
+            EvictionOutcome::Done { .. }
+        ));
+        let uid = status(
+            json!({"code":409,"reason":"Conflict","message":"Operation cannot be fulfilled on Pod \"p\": Precondition failed: UID in precondition: a, UID in object meta: b"}),
+        );
+        assert!(matches!(
+            classify_eviction_response(409, Some(&uid), None, false),
+            EvictionOutcome::Done { .. }
+        ));
+        let other409 = status(
+            json!({"code":409,"reason":"Conflict","message":"the object has been modified"}),
+        );
+        assert!(matches!(
+            classify_eviction_response(409, Some(&other409), None, false),
+            EvictionOutcome::Failed { code: 409, .. }
+        ));
+        let multi = status(
+            json!({"code":500,"reason":"InternalError","message":"This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."}),
+        );
+        assert!(matches!(
+            classify_eviction_response(500, Some(&multi), None, false),
+            EvictionOutcome::MultiplePdb { .. }
+        ));
+        let nsterm = status(
+            json!({"code":403,"reason":"Forbidden","message":"pods \"p\" is forbidden: unable to create new content in namespace x because it is being terminated",
+            "details":{"causes":[{"reason":"NamespaceTerminating","message":"namespace x is being terminated","field":"metadata.namespace"}]}}),
+        );
+        assert!(matches!(
+            classify_eviction_response(403, Some(&nsterm), None, true),
+            EvictionOutcome::NamespaceTerminating {
+                pod_deleting: true,
+                ..
+            }
+        ));
+        let forbidden = status(json!({"code":403,"reason":"Forbidden","message":"no"}));
+        assert!(matches!(
+            classify_eviction_response(403, Some(&forbidden), None, false),
+            EvictionOutcome::Failed { code: 403, .. }
+        ));
+        assert_eq!(
+            classify_eviction_response(201, None, None, false),
+            EvictionOutcome::Accepted
+        );
+        assert_eq!(
+            classify_eviction_response(503, None, None, false),
+            EvictionOutcome::Failed {
+                code: 503,
+                message: "HTTP 503".into()
+            }
+        );
+    }
+}
