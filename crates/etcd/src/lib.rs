@@ -5,3 +5,4 @@
 
 pub mod bbolt;
 pub mod client;
+pub mod save;

@@ -506,6 +506,11 @@ impl MemberClient {
         }
     }
 
+    /// The TLS files this connection uses (for error messages).
+    pub fn tls_files(&self) -> &TlsFiles {
+        &self.tls_files
+    }
+
     /// Turns a transport or gRPC error into a message that names the fault.
     pub fn explain(&self, what: &str, err: &(dyn std::error::Error + 'static)) -> ClientError {
         explain_error(&self.endpoint, &self.tls_files, what, err)

@@ -137,3 +137,57 @@ pub async fn connect_and_choose(config: &ConnectionConfig) -> Result<Selected, S
         choice,
     })
 }
+
+/// One snapshot message, whose blob the writer takes without copying.
+#[derive(Debug)]
+pub struct SnapshotBlob(etcd_client::SnapshotResponse);
+
+impl AsRef<[u8]> for SnapshotBlob {
+    fn as_ref(&self) -> &[u8] {
+        self.0.blob()
+    }
+}
+
+/// `Maintenance.Snapshot` from one member, as a [`crate::save::ChunkSource`].
+pub struct SnapshotStream {
+    stream: etcd_client::SnapshotStreaming,
+    endpoint: Endpoint,
+    tls: TlsFiles,
+}
+
+impl std::fmt::Debug for SnapshotStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStream")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemberClient {
+    /// Opens the snapshot stream (the server starts its read transaction now).
+    pub async fn snapshot(&mut self) -> Result<SnapshotStream, ClientError> {
+        let stream = self
+            .call("snapshot", |mut c| async move { c.snapshot().await })
+            .await?;
+        Ok(SnapshotStream {
+            stream,
+            endpoint: self.endpoint.clone(),
+            tls: self.tls_files().clone(),
+        })
+    }
+}
+
+impl crate::save::ChunkSource for SnapshotStream {
+    type Blob = SnapshotBlob;
+
+    async fn next_chunk(&mut self) -> Result<Option<(u64, SnapshotBlob)>, String> {
+        match self.stream.message().await {
+            Ok(Some(msg)) => Ok(Some((msg.remaining_bytes(), SnapshotBlob(msg)))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(
+                connect::explain_error(&self.endpoint, &self.tls, "snapshot stream", &e)
+                    .to_string(),
+            ),
+        }
+    }
+}
