@@ -1,1 +1,369 @@
-fn main() {}
+//! `kubemaint-lab`: bring up a real local Kubernetes control plane with simulated nodes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kubemaint_lab::binaries::Binaries;
+use kubemaint_lab::state::{LabState, SimSettings};
+use kubemaint_lab::{EtcdVersion, KubeletMode, Lab, UpOptions, process};
+
+/// A real Kubernetes v1.20.2 control plane (built from Debian sources) and real etcd, with
+/// simulated kubelets, on this machine — the lab kubemaint is proven against.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubemaint-lab",
+    version,
+    after_help = "First time:  kubemaint-lab prepare        (builds and caches the binaries, ~5 min)\nThen:        kubemaint-lab up --seed     (a cluster in ~20 s)\n             export KUBECONFIG=$(kubemaint-lab env --kubeconfig)\n             kubemaint-lab down"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, clap::Args)]
+struct DirArg {
+    /// The lab directory (PKI, logs, pid files, etcd data, admin.conf).
+    #[arg(long, env = "KUBEMAINT_LAB_DIR", default_value = "/tmp/kubemaint-lab")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Fetch etcd 3.4.23 and 3.5.1 and build the v1.20.2 control plane into the cache (idempotent).
+    Prepare,
+    /// Start a lab: PKI, etcd (TLS), apiserver, controller-manager, scheduler, simulated kubelets.
+    Up {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Worker nodes.
+        #[arg(long, default_value_t = 3)]
+        workers: u32,
+        /// Control-plane nodes (each gets the control-plane labels, taint and mirror pods).
+        #[arg(long, default_value_t = 1)]
+        control_planes: u32,
+        /// The kubelet version the nodes report.
+        #[arg(long, default_value = kubemaint_lab::binaries::KUBE_VERSION)]
+        kubelet_version: String,
+        /// Which etcd runs the cluster: 3.4 (Debian 3.4.23, default) or 3.5 (3.5.1).
+        #[arg(long, default_value = "3.4", value_parser = ["3.4", "3.5"])]
+        etcd: String,
+        /// Milliseconds from pod start to Ready.
+        #[arg(long, default_value_t = SimSettings::default().ready_delay_ms)]
+        ready_delay_ms: u64,
+        /// Milliseconds a pod takes to shut down after deletion (bounded by its grace period).
+        #[arg(long, default_value_t = SimSettings::default().shutdown_delay_ms)]
+        shutdown_delay_ms: u64,
+        /// Also deploy the demo workload (namespace `demo`).
+        #[arg(long)]
+        seed: bool,
+    },
+    /// Stop every process this lab started (by pid file) and leave nothing running.
+    Down {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Show the lab's processes and nodes.
+    Status {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Print shell variables to use the lab (`eval "$(kubemaint-lab env)"`).
+    Env {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print only the kubeconfig path.
+        #[arg(long)]
+        kubeconfig: bool,
+    },
+    /// Deploy the demo workload into a running lab.
+    Seed {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Operate a simulated node's kubelet.
+    Node {
+        #[command(subcommand)]
+        action: NodeCmd,
+    },
+    /// Run the simulated kubelets in the foreground (started by `up`).
+    #[command(hide = true)]
+    Kubelet {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCmd {
+    /// Stop the node's kubelet: the controller marks the node NotReady; its pods stay put.
+    Stop {
+        /// The node.
+        node: String,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Start the node's kubelet again.
+    Start {
+        /// The node.
+        node: String,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Upgrade the node's kubelet: it restarts (briefly NotReady) and reports the new version.
+    Upgrade {
+        /// The node.
+        node: String,
+        /// The new kubelet version, e.g. v1.21.14.
+        #[arg(long)]
+        kubelet_version: String,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "kubemaint_lab=info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(err) = rt.block_on(run(cli.command)) {
+        eprintln!("error: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Prepare => {
+            let started = Instant::now();
+            let bins = Binaries::prepare(&Binaries::cache_dir())?;
+            println!(
+                "lab binaries ready in {} ({:.1} s)",
+                bins.cache.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Cmd::Up {
+            dir,
+            workers,
+            control_planes,
+            kubelet_version,
+            etcd,
+            ready_delay_ms,
+            shutdown_delay_ms,
+            seed,
+        } => {
+            let started = Instant::now();
+            let mut opts = UpOptions::new(dir.dir, workers);
+            opts.control_planes = control_planes;
+            opts.kubelet_version = kubelet_version;
+            opts.etcd_version = if etcd == "3.5" {
+                EtcdVersion::V3_5
+            } else {
+                EtcdVersion::V3_4
+            };
+            opts.sim = SimSettings {
+                ready_delay_ms,
+                shutdown_delay_ms,
+            };
+            opts.kubelets = KubeletMode::Process(
+                std::env::current_exe().context("cannot find this program's path")?,
+            );
+            opts.seed = seed;
+            let lab = match Lab::up(opts.clone()).await {
+                Ok(lab) => lab,
+                Err(e) => {
+                    // Leave nothing half-started behind.
+                    let stopped =
+                        kubemaint_lab::cluster::down_dir(&std::path::absolute(&opts.dir)?);
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "lab failed to start; stopped {}",
+                        stopped.join(", ")
+                    )));
+                }
+            };
+            println!(
+                "lab up in {:.1} s: {} node(s), Kubernetes {}, etcd {}",
+                started.elapsed().as_secs_f64(),
+                lab.state.nodes.len(),
+                lab.state.kube_version,
+                lab.state.etcd_version
+            );
+            print_env(&lab.state);
+            println!(
+                "# stop it with: kubemaint-lab down --dir {}",
+                lab.dir().display()
+            );
+            // The processes outlive this command; forget the handle so nothing is stopped on exit.
+            std::mem::forget(lab);
+        }
+        Cmd::Down { dir } => {
+            let stopped = kubemaint_lab::cluster::down_dir(&dir.dir);
+            let left: Vec<String> = process::recorded(&dir.dir)
+                .iter()
+                .filter(|p| p.alive())
+                .map(|p| p.name.clone())
+                .collect();
+            if !left.is_empty() {
+                anyhow::bail!("still running after down: {}", left.join(", "));
+            }
+            if stopped.is_empty() {
+                println!("nothing was running in {}", dir.dir.display());
+            } else {
+                println!("stopped {}", stopped.join(", "));
+            }
+        }
+        Cmd::Status { dir } => {
+            let state = LabState::load(&dir.dir)?;
+            println!(
+                "lab {} — Kubernetes {}, etcd {} at {}",
+                state.dir.display(),
+                state.kube_version,
+                state.etcd_version,
+                state.etcd_url
+            );
+            println!("{:<26} {:>8}  STATE", "PROCESS", "PID");
+            for p in process::recorded(&dir.dir) {
+                println!(
+                    "{:<26} {:>8}  {}",
+                    p.name,
+                    p.pid,
+                    if p.alive() { "running" } else { "dead" }
+                );
+            }
+            let client = kubemaint_lab::cluster::client_for(&state.kubeconfig()).await?;
+            let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+            let list = nodes
+                .list(&Default::default())
+                .await
+                .context("cannot list nodes: is the apiserver running?")?;
+            println!(
+                "{:<14} {:<10} {:<9} {:<10} KUBELET",
+                "NODE", "ROLE", "STATUS", "SIM"
+            );
+            for spec in &state.nodes {
+                let node = list
+                    .items
+                    .iter()
+                    .find(|n| n.metadata.name.as_deref() == Some(spec.name.as_str()));
+                let ready = node.map(kubemaint_lab::kubelet::node_is_ready);
+                let status = match ready {
+                    Some(true) => "Ready",
+                    Some(false) => "NotReady",
+                    None => "absent",
+                };
+                let version = node
+                    .and_then(|n| n.status.as_ref()?.node_info.as_ref())
+                    .map(|i| i.kubelet_version.clone())
+                    .unwrap_or_default();
+                println!(
+                    "{:<14} {:<10} {:<9} {:<10} {}",
+                    spec.name,
+                    if spec.control_plane {
+                        "control"
+                    } else {
+                        "worker"
+                    },
+                    status,
+                    if spec.running { "running" } else { "stopped" },
+                    version
+                );
+            }
+        }
+        Cmd::Env { dir, kubeconfig } => {
+            let state = LabState::load(&dir.dir)?;
+            if kubeconfig {
+                println!("{}", state.kubeconfig().display());
+            } else {
+                print_env(&state);
+            }
+        }
+        Cmd::Seed { dir } => {
+            let state = LabState::load(&dir.dir)?;
+            let client = kubemaint_lab::cluster::client_for(&state.kubeconfig()).await?;
+            kubemaint_lab::seed::apply(&client).await?;
+            kubemaint_lab::seed::wait_ready(&client, Duration::from_secs(120)).await?;
+            println!(
+                "seed workload ready in namespace {}",
+                kubemaint_lab::seed::NAMESPACE
+            );
+        }
+        Cmd::Node { action } => node(action)?,
+        Cmd::Kubelet { dir } => kubemaint_lab::kubelet::run(std::path::absolute(&dir.dir)?).await?,
+    }
+    Ok(())
+}
+
+fn node(action: NodeCmd) -> anyhow::Result<()> {
+    let (dir, name) = match &action {
+        NodeCmd::Stop { node, dir }
+        | NodeCmd::Start { node, dir }
+        | NodeCmd::Upgrade { node, dir, .. } => (dir.dir.clone(), node.clone()),
+    };
+    let mut state = LabState::load(&dir)?;
+    let spec = state.node_mut(&name)?;
+    let msg = match action {
+        NodeCmd::Stop { .. } => {
+            spec.running = false;
+            format!("kubelet on {name} stopped; the node goes NotReady within ~20 s")
+        }
+        NodeCmd::Start { .. } => {
+            spec.running = true;
+            spec.restarts += 1;
+            format!("kubelet on {name} started")
+        }
+        NodeCmd::Upgrade {
+            kubelet_version, ..
+        } => {
+            if !kubelet_version.starts_with('v') || kubelet_version[1..].split('.').count() != 3 {
+                anyhow::bail!(
+                    "--kubelet-version {kubelet_version:?} is not a version like v1.21.14"
+                );
+            }
+            let old = std::mem::replace(&mut spec.kubelet_version, kubelet_version.clone());
+            spec.restarts += 1;
+            spec.running = true;
+            format!("kubelet on {name} upgraded {old} -> {kubelet_version} and restarting")
+        }
+    };
+    state.save()?;
+    println!("{msg}");
+    Ok(())
+}
+
+fn print_env(state: &LabState) {
+    let pki = state.dir.join("pki");
+    println!("export KUBECONFIG={}", state.kubeconfig().display());
+    println!("export ETCDCTL_API=3");
+    println!("export ETCDCTL_ENDPOINTS={}", state.etcd_url);
+    println!(
+        "export ETCDCTL_CACERT={}",
+        pki.join("etcd/ca.crt").display()
+    );
+    println!(
+        "export ETCDCTL_CERT={}",
+        pki.join("etcd/healthcheck-client.crt").display()
+    );
+    println!(
+        "export ETCDCTL_KEY={}",
+        pki.join("etcd/healthcheck-client.key").display()
+    );
+    println!(
+        "# kubeadm layout: --pki-dir {}  (etcd manifest: {})",
+        pki.display(),
+        state.dir.join("manifests/etcd.yaml").display()
+    );
+}

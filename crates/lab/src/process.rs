@@ -1,0 +1,262 @@
+//! Background processes the lab starts: logs and pid files under the lab directory, and a stop
+//! that kills exactly what was started (pid *and* start time must match, so a recycled pid is
+//! never killed).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Errors while starting or stopping lab processes.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program could not be started.
+    #[error("cannot start {name} ({program})")]
+    Spawn {
+        /// The lab's name for the process.
+        name: String,
+        /// The program path.
+        program: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A lab file could not be written or read.
+    #[error("cannot access {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process died right after starting.
+    #[error("{name} exited during startup; last lines of {log}:\n{tail}")]
+    Died {
+        /// The lab's name for the process.
+        name: String,
+        /// Its log file.
+        log: PathBuf,
+        /// The end of its log.
+        tail: String,
+    },
+}
+
+/// A process started by the lab.
+#[derive(Debug, Clone)]
+pub struct Managed {
+    /// The lab's name for it (`etcd`, `kube-apiserver`, ...); also its log and pid file name.
+    pub name: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
+    pub start_time: u64,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+/// The `run/` directory with pid files.
+pub fn run_dir(lab: &Path) -> PathBuf {
+    lab.join("run")
+}
+
+/// The `logs/` directory.
+pub fn log_dir(lab: &Path) -> PathBuf {
+    lab.join("logs")
+}
+
+/// Starts `program args` in its own process group (so a terminal's Ctrl-C does not reach it),
+/// stdout/stderr to `LAB/logs/NAME.log`, and records `LAB/run/NAME.pid`.
+pub fn spawn(
+    lab: &Path,
+    name: &str,
+    program: &Path,
+    args: &[String],
+) -> Result<Managed, ProcessError> {
+    use std::os::unix::process::CommandExt;
+    let io = |path: PathBuf| {
+        move |source| ProcessError::Io {
+            path: path.clone(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(log_dir(lab)).map_err(io(log_dir(lab)))?;
+    std::fs::create_dir_all(run_dir(lab)).map_err(io(run_dir(lab)))?;
+    let log = log_dir(lab).join(format!("{name}.log"));
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(io(log.clone()))?;
+    let err = out.try_clone().map_err(io(log.clone()))?;
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|source| ProcessError::Spawn {
+            name: name.to_string(),
+            program: program.to_path_buf(),
+            source,
+        })?;
+    let pid = child.id();
+    // The child is reaped by whoever outlives it (init, once `up` exits); dropping the handle
+    // does not kill it.
+    drop(child);
+    let start_time = start_time(pid).unwrap_or(0);
+    let pid_file = run_dir(lab).join(format!("{name}.pid"));
+    std::fs::write(&pid_file, format!("{pid} {start_time}\n")).map_err(io(pid_file))?;
+    Ok(Managed {
+        name: name.to_string(),
+        pid,
+        start_time,
+        log,
+    })
+}
+
+impl Managed {
+    /// True while the process runs (a zombie counts as gone).
+    pub fn alive(&self) -> bool {
+        alive(self.pid, self.start_time)
+    }
+
+    /// Fails with the log's tail if the process has exited.
+    pub fn ensure_alive(&self) -> Result<(), ProcessError> {
+        if self.alive() {
+            Ok(())
+        } else {
+            Err(ProcessError::Died {
+                name: self.name.clone(),
+                log: self.log.clone(),
+                tail: tail(&self.log, 15),
+            })
+        }
+    }
+}
+
+/// Reads the pid files under `LAB/run`.
+pub fn recorded(lab: &Path) -> Vec<Managed> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(run_dir(lab)) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("pid") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let mut parts = text.split_whitespace();
+        let (Some(Ok(pid)), Some(Ok(start))) =
+            (parts.next().map(str::parse), parts.next().map(str::parse))
+        else {
+            continue;
+        };
+        out.push(Managed {
+            log: log_dir(lab).join(format!("{name}.log")),
+            name,
+            pid,
+            start_time: start,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Stops one recorded process: SIGTERM, then SIGKILL after `grace`; removes its pid file.
+pub fn stop(lab: &Path, process: &Managed, grace: Duration) {
+    if process.alive() {
+        let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while process.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if process.alive() {
+            let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while process.alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(run_dir(lab).join(format!("{}.pid", process.name)));
+}
+
+/// Stops every recorded process of the lab, in reverse dependency order, and returns their names.
+pub fn stop_all(lab: &Path) -> Vec<String> {
+    // Kubelets and clients first, etcd last, as a real node would shut down.
+    let rank = |name: &str| match name {
+        n if n.starts_with("kubelet") => 0,
+        "kube-scheduler" | "kube-controller-manager" => 1,
+        "kube-apiserver" => 2,
+        _ => 3,
+    };
+    let mut procs = recorded(lab);
+    procs.sort_by_key(|p| rank(&p.name));
+    let mut stopped = Vec::new();
+    for p in procs {
+        if p.alive() {
+            stopped.push(p.name.clone());
+        }
+        stop(lab, &p, Duration::from_secs(10));
+    }
+    stopped
+}
+
+/// True if `pid` runs and started at `start_time` (0 = unknown start time: pid only).
+pub fn alive(pid: u32, start_time: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The command name (field 2) may contain spaces; fields after the closing paren are fixed.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return false;
+    }
+    start_time == 0 || fields.get(19).and_then(|s| s.parse::<u64>().ok()) == Some(start_time)
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The last `n` lines of a log file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough on a machine we own).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `n` distinct free ports (all bound at once, then released).
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
