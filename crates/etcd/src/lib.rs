@@ -6,3 +6,4 @@
 pub mod bbolt;
 pub mod client;
 pub mod save;
+pub mod snapshot;
