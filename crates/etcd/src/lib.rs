@@ -5,5 +5,9 @@
 
 pub mod bbolt;
 pub mod client;
+pub mod ids;
+pub mod restore;
 pub mod save;
+pub mod snap;
 pub mod snapshot;
+pub mod wal;

@@ -10,6 +10,7 @@
 pub mod check;
 pub mod format;
 mod read;
+pub mod write;
 
 pub use read::{Bucket, Buckets, Cursor, Db, Entry, MetaState, Page};
 
