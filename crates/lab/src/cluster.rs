@@ -160,12 +160,12 @@ impl Lab {
         let creds = pki.generate()?;
 
         let mut etcd_opts = EtcdOptions::new(opts.etcd_version, &dir);
-        etcd_opts.name = format!("cp-1");
+        etcd_opts.name = "cp-1".to_string();
         let etcd = EtcdServer::start(&binaries, etcd_opts)?;
         let etcd_component = Component {
             name: "etcd".into(),
             program: binaries.etcd(opts.etcd_version),
-            args: etcd_args_of(&etcd),
+            args: etcd.args.clone(),
         };
         let etcd_url = etcd.client_url.clone();
         std::mem::forget(etcd); // the lab owns the process now; `down` stops it by pid file
@@ -533,17 +533,13 @@ impl Lab {
             pids = pids.join(" "),
             run = process::run_dir(&self.state.dir).display()
         );
-        std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|source| LabError::Io {
-                path: self.state.dir.clone(),
-                source,
-            })?;
+        // Recorded like the other processes, so `down` stops the watchdog too.
+        process::spawn(
+            &self.state.dir,
+            "watchdog",
+            Path::new("/bin/sh"),
+            &["-c".to_string(), script],
+        )?;
         Ok(())
     }
 
@@ -588,18 +584,6 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client, LabError> {
 /// Stops every process recorded in `dir` (for `kubemaint-lab down`).
 pub fn down_dir(dir: &Path) -> Vec<String> {
     process::stop_all(dir)
-}
-
-fn etcd_args_of(etcd: &EtcdServer) -> Vec<String> {
-    std::fs::read_to_string(format!("/proc/{}/cmdline", etcd.process.pid))
-        .map(|s| {
-            s.split('\0')
-                .skip(1)
-                .filter(|a| !a.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, LabError> {

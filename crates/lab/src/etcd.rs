@@ -84,6 +84,8 @@ pub struct EtcdServer {
     pub process: Managed,
     /// The binaries used.
     pub binaries: Binaries,
+    /// The flags etcd was started with (to restart it the same way).
+    pub args: Vec<String>,
     dir: PathBuf,
 }
 
@@ -138,6 +140,7 @@ impl EtcdServer {
             pki,
             process,
             binaries: binaries.clone(),
+            args,
             dir: opts.dir,
         };
         server.wait_healthy(Duration::from_secs(30))?;

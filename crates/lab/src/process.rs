@@ -197,6 +197,7 @@ pub fn stop(lab: &Path, process: &Managed, grace: Duration) {
 pub fn stop_all(lab: &Path) -> Vec<String> {
     // Kubelets and clients first, etcd last, as a real node would shut down.
     let rank = |name: &str| match name {
+        "watchdog" => 0,
         n if n.starts_with("kubelet") => 0,
         "kube-scheduler" | "kube-controller-manager" => 1,
         "kube-apiserver" => 2,

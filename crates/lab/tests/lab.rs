@@ -1,0 +1,476 @@
+//! The lab, checked with the real `kubectl` (1.27, the closest to the lab's 1.20) as an
+//! independent client. One lab per test binary; tests use their own nodes and namespaces.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use kubemaint_lab::state::{LabState, SimSettings};
+use kubemaint_lab::{KubeletMode, Lab, UpOptions};
+
+const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.27";
+
+struct Shared {
+    lab: Lab,
+    _dir: tempfile::TempDir,
+}
+
+fn lab() -> &'static Lab {
+    static LAB: OnceLock<Shared> = OnceLock::new();
+    &LAB.get_or_init(|| {
+        assert!(
+            PathBuf::from(KUBECTL).is_file(),
+            "{KUBECTL} is missing: the machine image's kubectl package provides it"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut opts = UpOptions::new(dir.path(), 5);
+        opts.sim = SimSettings {
+            ready_delay_ms: 300,
+            shutdown_delay_ms: 300,
+        };
+        opts.kubelets = KubeletMode::InProcess;
+        let lab = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(Lab::up(opts))
+                .unwrap_or_else(|e| panic!("lab up failed: {e}"))
+        })
+        .join()
+        .expect("lab thread");
+        Shared { lab, _dir: dir }
+    })
+    .lab
+}
+
+fn kubectl(args: &[&str]) -> Output {
+    Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(lab().kubeconfig())
+        .args(args)
+        .output()
+        .expect("run kubectl")
+}
+
+fn kubectl_ok(args: &[&str]) -> String {
+    let out = kubectl(args);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn kubectl_json(args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&kubectl_ok(&all)).unwrap()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn node_ready(name: &str) -> Option<bool> {
+    let node = kubectl_json(&["get", "node", name]);
+    node["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| c["status"] == "True")
+}
+
+fn set_node(name: &str, f: impl FnOnce(&mut kubemaint_lab::state::NodeSpec)) {
+    let mut state = LabState::load(lab().dir()).unwrap();
+    f(state.node_mut(name).unwrap());
+    state.save().unwrap();
+}
+
+fn apply(yaml: &str) {
+    let mut child = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(lab().kubeconfig())
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn deployment(ns: &str, name: &str, replicas: u32, node_selector: Option<&str>) -> String {
+    let selector = node_selector
+        .map(|n| format!("      nodeSelector:\n        kubernetes.io/hostname: {n}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n{selector}      containers:\n      - name: app\n        image: registry.example/{name}:1\n"
+    )
+}
+
+fn running_pods(ns: &str) -> Vec<(String, String)> {
+    let pods = kubectl_json(&["get", "pods", "-n", ns]);
+    pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+        })
+        .filter(|p| {
+            p["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap().to_string(),
+                p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn all_nodes_ready_at_requested_version_with_kubeadm_shape() {
+    let nodes = kubectl_json(&["get", "nodes"]);
+    let items = nodes["items"].as_array().unwrap();
+    assert_eq!(items.len(), 6, "1 control plane + 5 workers");
+    for n in items {
+        let name = n["metadata"]["name"].as_str().unwrap();
+        assert_eq!(n["metadata"]["labels"]["kubernetes.io/hostname"], name);
+        if name.starts_with("cp-") {
+            assert_eq!(
+                n["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
+                ""
+            );
+            assert_eq!(
+                n["metadata"]["labels"]["node-role.kubernetes.io/master"],
+                ""
+            );
+            assert_eq!(n["spec"]["taints"][0]["effect"], "NoSchedule");
+        }
+        let info = &n["status"]["nodeInfo"];
+        // The upgrade test changes worker-5; every other node reports the requested version.
+        if name != "worker-5" {
+            assert_eq!(info["kubeletVersion"], "v1.20.2", "{name}");
+        }
+        assert!(n["status"]["allocatable"]["cpu"].is_string());
+    }
+    for name in ["cp-1", "worker-1", "worker-2"] {
+        assert_eq!(node_ready(name), Some(true), "{name} Ready");
+    }
+    // The real server is v1.20.2.
+    let version = kubectl_json(&["version"]);
+    assert_eq!(version["serverVersion"]["gitVersion"], "v1.20.2");
+    // kubeadm objects and mirror pods.
+    let cm = kubectl_json(&["get", "configmap", "kubeadm-config", "-n", "kube-system"]);
+    assert!(
+        cm["data"]["ClusterConfiguration"]
+            .as_str()
+            .unwrap()
+            .contains("kubernetesVersion: v1.20.2")
+    );
+    wait_for("mirror pods on cp-1", Duration::from_secs(30), || {
+        let pod = kubectl(&[
+            "get",
+            "pod",
+            "-n",
+            "kube-system",
+            "kube-apiserver-cp-1",
+            "-o",
+            "json",
+        ]);
+        pod.status.success() && {
+            let p: serde_json::Value = serde_json::from_slice(&pod.stdout).unwrap();
+            p["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string()
+                && p["metadata"]["labels"]["tier"] == "control-plane"
+        }
+    });
+    kubectl_ok(&["get", "daemonset", "kube-proxy", "-n", "kube-system"]);
+    kubectl_ok(&["get", "deployment", "coredns", "-n", "kube-system"]);
+    assert!(lab().dir().join("manifests/etcd.yaml").is_file());
+}
+
+#[test]
+fn custom_resources_work_with_the_patched_reflect2() {
+    apply(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.lab.kubemaint.io\nspec:\n  group: lab.kubemaint.io\n  names:\n    kind: Widget\n    plural: widgets\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n",
+    );
+    wait_for(
+        "the Widget CRD established",
+        Duration::from_secs(30),
+        || {
+            kubectl_json(&["get", "crd", "widgets.lab.kubemaint.io"])["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True")
+                })
+        },
+    );
+    // With reflect2 v1.0.1 the apiserver panics encoding this unstructured object.
+    let mut created = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !created && Instant::now() < deadline {
+        let out = Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(lab().kubeconfig())
+            .args(["create", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(b"apiVersion: lab.kubemaint.io/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: default\nspec:\n  size: 3\n  colors: [red, blue]\n")?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        created =
+            out.status.success() || String::from_utf8_lossy(&out.stderr).contains("AlreadyExists");
+        if !created {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    assert!(created, "creating a custom resource failed");
+    let w = kubectl_json(&["get", "widget", "w1", "-n", "default"]);
+    assert_eq!(w["spec"]["size"], 3);
+    assert_eq!(w["spec"]["colors"][1], "blue");
+}
+
+#[test]
+fn deployment_pods_run_and_are_spread_by_the_real_scheduler() {
+    apply(&deployment("spread", "web", 8, None));
+    wait_for("8 Ready pods", Duration::from_secs(60), || {
+        running_pods("spread").len() == 8
+    });
+    let nodes: std::collections::BTreeSet<String> =
+        running_pods("spread").into_iter().map(|(_, n)| n).collect();
+    assert!(
+        nodes.len() >= 3,
+        "the scheduler spreads 8 replicas over the workers, got {nodes:?}"
+    );
+    assert!(
+        !nodes.contains("cp-1"),
+        "the control-plane taint keeps workload pods off cp-1"
+    );
+    let pod = &kubectl_json(&["get", "pods", "-n", "spread"])["items"][0];
+    assert!(
+        pod["status"]["podIP"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.244.")
+    );
+    assert_eq!(pod["status"]["containerStatuses"][0]["ready"], true);
+}
+
+#[test]
+fn kubectl_drain_of_a_worker_completes_and_pods_move() {
+    apply(&deployment("drainme", "app", 4, None));
+    wait_for("4 Ready pods", Duration::from_secs(60), || {
+        running_pods("drainme").len() == 4
+    });
+    // Pin the test to the worker holding the most pods.
+    let pods = running_pods("drainme");
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for (_, n) in &pods {
+        *counts.entry(n.clone()).or_default() += 1;
+    }
+    let node = counts
+        .iter()
+        .filter(|(n, _)| ["worker-1", "worker-2", "worker-3"].contains(&n.as_str()))
+        .max_by_key(|(_, c)| **c)
+        .map(|(n, _)| n.clone());
+    let node = node.expect("a drainme pod on worker-1..3");
+    let before: Vec<String> = pods
+        .iter()
+        .filter(|(_, n)| *n == node)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let out = kubectl(&[
+        "drain",
+        &node,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--pod-selector=app=app",
+        "--timeout=90s",
+    ]);
+    assert!(
+        out.status.success(),
+        "kubectl drain failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("node/{node} drained")), "{stdout}");
+    wait_for(
+        "4 Ready pods again, none on the drained node",
+        Duration::from_secs(60),
+        || {
+            let now = running_pods("drainme");
+            now.len() == 4 && now.iter().all(|(_, n)| *n != node)
+        },
+    );
+    let after: Vec<String> = running_pods("drainme")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert!(
+        before.iter().all(|p| !after.contains(p)),
+        "evicted pods are gone"
+    );
+    kubectl_ok(&["uncordon", &node]);
+}
+
+#[test]
+fn node_stop_makes_the_node_not_ready_and_start_recovers() {
+    assert_eq!(node_ready("worker-4"), Some(true));
+    set_node("worker-4", |n| n.running = false);
+    // The real node-lifecycle controller: grace 16 s, checked every 2 s.
+    wait_for("worker-4 NotReady", Duration::from_secs(60), || {
+        node_ready("worker-4") != Some(true)
+    });
+    let node = kubectl_json(&["get", "node", "worker-4"]);
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        ready["reason"], "NodeStatusUnknown",
+        "set by the controller, not by the kubelet: {ready}"
+    );
+    assert!(
+        node["spec"]["taints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["key"] == "node.kubernetes.io/unreachable")
+    );
+    set_node("worker-4", |n| {
+        n.running = true;
+        n.restarts += 1;
+    });
+    wait_for("worker-4 Ready again", Duration::from_secs(60), || {
+        node_ready("worker-4") == Some(true)
+    });
+}
+
+#[test]
+fn node_upgrade_restarts_the_kubelet_at_the_new_version() {
+    set_node("worker-5", |n| {
+        n.kubelet_version = "v1.21.14".into();
+        n.restarts += 1;
+    });
+    let mut saw_not_ready = false;
+    wait_for(
+        "worker-5 Ready at v1.21.14",
+        Duration::from_secs(30),
+        || {
+            let node = kubectl_json(&["get", "node", "worker-5"]);
+            let ready = node["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            saw_not_ready |= !ready;
+            ready && node["status"]["nodeInfo"]["kubeletVersion"] == "v1.21.14"
+        },
+    );
+    assert!(saw_not_ready, "a restarting kubelet is briefly NotReady");
+    let table = kubectl_ok(&["get", "node", "worker-5"]);
+    assert!(table.contains("v1.21.14"), "{table}");
+}
+
+#[test]
+fn pods_on_a_stopped_node_stay_terminating_when_deleted() {
+    apply(&deployment("stuck", "app", 1, Some("worker-3")));
+    wait_for("1 Ready pod on worker-3", Duration::from_secs(60), || {
+        running_pods("stuck").len() == 1
+    });
+    let (pod, _) = running_pods("stuck").remove(0);
+    set_node("worker-3", |n| n.running = false);
+    kubectl_ok(&["delete", "pod", "-n", "stuck", &pod, "--wait=false"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let p = kubectl_json(&["get", "pod", "-n", "stuck", &pod]);
+    assert!(
+        p["metadata"]["deletionTimestamp"].is_string(),
+        "still there, Terminating"
+    );
+    set_node("worker-3", |n| {
+        n.running = true;
+        n.restarts += 1;
+    });
+    // Back up, the kubelet finishes the deletion (shutdown delay bounded by the grace period).
+    wait_for("the pod to be gone", Duration::from_secs(40), || {
+        !kubectl(&["get", "pod", "-n", "stuck", &pod])
+            .status
+            .success()
+    });
+}
+
+#[test]
+fn down_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = UpOptions::new(dir.path(), 1);
+    opts.kubelets = KubeletMode::InProcess;
+    let small = std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(Lab::up(opts))
+            .expect("second lab up")
+    })
+    .join()
+    .unwrap();
+    let pids: Vec<u32> = kubemaint_lab::process::recorded(small.dir())
+        .iter()
+        .map(|p| p.pid)
+        .collect();
+    assert_eq!(
+        pids.len(),
+        5,
+        "etcd, apiserver, controller-manager, scheduler, watchdog"
+    );
+    let stopped = small.down();
+    assert_eq!(stopped.len(), 5, "{stopped:?}");
+    for pid in pids {
+        assert!(
+            !kubemaint_lab::process::alive(pid, 0),
+            "pid {pid} still running"
+        );
+    }
+    // Nothing anywhere still refers to that lab's directory.
+    let needle = dir.path().to_string_lossy().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            let pid: u32 = entry.file_name().to_string_lossy().parse().unwrap_or(0);
+            if cmd.contains(&needle) && kubemaint_lab::process::alive(pid, 0) {
+                panic!("process {pid} still refers to the lab: {cmd}");
+            }
+        }
+    }
+}
