@@ -3,7 +3,7 @@
 # protoc builds etcd-client's gRPC stubs; Go and reflect2 build the lab's control plane;
 # dpkg-dev/rsync are what the kubernetes source package's build uses.
 set -euo pipefail
-pkgs=(protobuf-compiler golang-go golang-github-modern-go-reflect2-dev dpkg-dev rsync jq openssh-server time curl)
+pkgs=(bc protobuf-compiler golang-go golang-github-modern-go-reflect2-dev dpkg-dev rsync jq openssh-server time curl)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -381,10 +381,25 @@ fn node_stop_makes_the_node_not_ready_and_start_recovers() {
 
 #[test]
 fn node_upgrade_restarts_the_kubelet_at_the_new_version() {
-    set_node("worker-5", |n| {
-        n.kubelet_version = "v1.21.14".into();
-        n.restarts += 1;
-    });
+    // Through the CLI, as an operator (or the upgrade orchestration) would.
+    let out = Command::new(env!("CARGO_BIN_EXE_kubemaint-lab"))
+        .args([
+            "node",
+            "upgrade",
+            "worker-5",
+            "--kubelet-version",
+            "v1.21.14",
+            "--dir",
+        ])
+        .arg(lab().dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("v1.20.2 -> v1.21.14"));
     let mut saw_not_ready = false;
     wait_for(
         "worker-5 Ready at v1.21.14",
@@ -403,6 +418,36 @@ fn node_upgrade_restarts_the_kubelet_at_the_new_version() {
     assert!(saw_not_ready, "a restarting kubelet is briefly NotReady");
     let table = kubectl_ok(&["get", "node", "worker-5"]);
     assert!(table.contains("v1.21.14"), "{table}");
+    let status = Command::new(env!("CARGO_BIN_EXE_kubemaint-lab"))
+        .args(["status", "--dir"])
+        .arg(lab().dir())
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("worker-5") && l.contains("Ready") && l.ends_with("v1.21.14")),
+        "{status}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_kubemaint-lab"))
+        .args([
+            "node",
+            "upgrade",
+            "worker-9",
+            "--kubelet-version",
+            "v1.21.14",
+            "--dir",
+        ])
+        .arg(lab().dir())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("no node \"worker-9\""),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 #[test]
