@@ -413,6 +413,62 @@ impl Lab {
         Ok(self.state.save()?)
     }
 
+    /// The lab's own `etcdctl` (same version as its etcd), with endpoint and client certs preset.
+    pub fn etcdctl(&self) -> Result<std::process::Command, LabError> {
+        let binaries = Binaries::locate()?;
+        let version = if self.state.etcd_version == EtcdVersion::V3_5.as_str() {
+            EtcdVersion::V3_5
+        } else {
+            EtcdVersion::V3_4
+        };
+        let pki = Pki::at(self.state.dir.join("pki"));
+        let (cert, key) = pki.etcd_healthcheck_client();
+        let mut cmd = std::process::Command::new(binaries.etcdctl(version));
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.state.etcd_url))
+            .arg(format!("--cacert={}", pki.etcd_ca().display()))
+            .arg(format!("--cert={}", cert.display()))
+            .arg(format!("--key={}", key.display()));
+        Ok(cmd)
+    }
+
+    /// Waits until `etcdctl endpoint health` succeeds (after restarting etcd, say).
+    pub async fn wait_etcd(&self, timeout: Duration) -> Result<(), LabError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(p) = process::recorded(&self.state.dir)
+                .into_iter()
+                .find(|p| p.name == "etcd")
+            {
+                p.ensure_alive()?;
+            }
+            let healthy = self
+                .etcdctl()?
+                .args(["endpoint", "health", "--command-timeout=2s"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if healthy {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(self.timeout("etcd endpoint health", timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A flag of a component as recorded (`--key=value`), e.g. etcd's `data-dir`.
+    pub fn component_flag(&self, name: &str, key: &str) -> Option<String> {
+        let prefix = format!("--{key}=");
+        self.state
+            .components
+            .iter()
+            .find(|c| c.name == name)?
+            .args
+            .iter()
+            .find_map(|a| a.strip_prefix(&prefix).map(str::to_string))
+    }
+
     /// Waits until the API server answers `/readyz`.
     pub async fn wait_apiserver(&self, timeout: Duration) -> Result<(), LabError> {
         let deadline = Instant::now() + timeout;
