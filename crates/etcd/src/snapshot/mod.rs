@@ -14,7 +14,8 @@ mod verify;
 pub use file::{SHA256_TRAILER_LEN, SnapshotFile, Trailer, has_sha256_trailer};
 pub use hashkv::{HashKv, hash_kv};
 pub use status::{
-    Alarm, Member, ResourceStats, Status, StatusOptions, WrittenBy, humanize_bytes, status,
+    Alarm, FileStatus, Member, ResourceStats, Status, StatusOptions, WrittenBy, humanize_bytes,
+    status, status_file,
 };
 pub use verify::{Fault, TrailerCheck, VerifyReport, verify};
 

@@ -439,6 +439,40 @@ pub fn status(db: &Db, opts: &StatusOptions) -> Result<Status, Error> {
     })
 }
 
+/// [`Status`] of a file plus what the file itself says about its integrity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileStatus {
+    /// The figures.
+    #[serde(flatten)]
+    pub status: Status,
+    /// Whether the file ends with etcd's SHA-256 trailer (false for a raw `member/snap/db`).
+    pub sha256_trailer: bool,
+    /// Warnings for the operator (e.g. a raw `member/snap/db` whose integrity cannot be checked).
+    pub warnings: Vec<String>,
+}
+
+/// Opens `path` (snapshot or raw `member/snap/db`) and computes its [`Status`]. The SHA-256 trailer
+/// is detected but not recomputed (that is `verify`'s job), as with `etcdutl snapshot status`.
+pub fn status_file(path: &std::path::Path, opts: &StatusOptions) -> Result<FileStatus, Error> {
+    let f = super::SnapshotFile::open(path)?;
+    let db = f.db()?;
+    let status = status(&db, opts)?;
+    let sha256_trailer = matches!(f.trailer(), super::Trailer::Sha256(_));
+    let mut warnings = Vec::new();
+    if !sha256_trailer {
+        warnings.push(format!(
+            "{} has no SHA-256 trailer: it is a raw member/snap/db copy (or a truncated snapshot), so its integrity cannot be proven; prefer a snapshot taken with `kubemaint etcd snapshot save`",
+            path.display()
+        ));
+    }
+    Ok(FileStatus {
+        status,
+        sha256_trailer,
+        warnings,
+    })
+}
+
 /// Formats a byte count like go-humanize's `Bytes` (SI units, as etcdutl prints `total size`):
 /// `"94 kB"`, `"2.1 MB"`, `"7 B"`.
 pub fn humanize_bytes(s: u64) -> String {
