@@ -105,8 +105,9 @@ pub struct PodPlan {
 pub enum NodeVerdict {
     /// A pod filter failed: the drain of this node stops before any eviction.
     FilterErrors,
-    /// Some eviction can never succeed (several PDBs on a pod, or a PDB that never allows a
-    /// disruption): the drain would hang until `--timeout` or fail.
+    /// Some eviction can never succeed (several PDBs on a pod, a PDB that never allows a
+    /// disruption, or a PDB waiting for replacements that fit on no remaining node): the drain
+    /// would hang until `--timeout` or fail.
     PdbDeadlock,
     /// Some PDB allows no disruption right now: the drain waits for pods to become healthy.
     WaitsOnPdb,
@@ -302,13 +303,27 @@ pub fn plan_drain(
                 p.placement = Some((*pl).clone());
             }
         }
+        // Pods under a budget with no disruption to spare need their replacements to become
+        // healthy elsewhere first; if those replacements fit nowhere, the budget never frees.
+        let unplaceable: BTreeSet<&PodRef> = n
+            .pods
+            .iter()
+            .filter(|p| matches!(p.placement, Some(Placement::NoFit { .. })))
+            .map(|p| &p.pod)
+            .collect();
+        let starved = n.pdb_blockers.iter().any(|b| {
+            matches!(b.kind, BlockerKind::Paced | BlockerKind::NoDisruptionsNow)
+                && b.pods.iter().any(|p| unplaceable.contains(p))
+        });
         let worst_pdb = n.pdb_blockers.iter().map(|b| b.kind).min();
         n.verdict = if !n.errors.is_empty() {
             NodeVerdict::FilterErrors
-        } else if matches!(
-            worst_pdb,
-            Some(BlockerKind::MultiplePdbs | BlockerKind::NeverAllows)
-        ) {
+        } else if starved
+            || matches!(
+                worst_pdb,
+                Some(BlockerKind::MultiplePdbs | BlockerKind::NeverAllows)
+            )
+        {
             NodeVerdict::PdbDeadlock
         } else if matches!(
             worst_pdb,
@@ -548,7 +563,9 @@ mod tests {
             )
         );
         assert!(matches!(placed[2].1, Placement::NoFit { .. }));
-        assert_eq!(n.verdict, NodeVerdict::InsufficientCapacity);
+        // web-2 is under a budget that only frees when a replacement is healthy, and its
+        // replacement fits nowhere: a deadlock.
+        assert_eq!(n.verdict, NodeVerdict::PdbDeadlock);
         let json = serde_json::to_value(&plan).unwrap();
         assert_eq!(json["nodes"][0]["pods"][3]["pdb"]["kind"], "allowed");
         assert_eq!(json["options"]["method"]["version"], "policy/v1");

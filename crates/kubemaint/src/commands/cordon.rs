@@ -1,8 +1,21 @@
-//! `kubemaint cordon` / `uncordon`.
+//! `kubemaint cordon` / `uncordon`: kubectl's cordon semantics (strategic-merge patch of
+//! `spec.unschedulable`, no request when already in the wanted state, kubectl's output lines),
+//! plus kubemaint's cordon-ownership annotations (see `kubemaint_core::drain::cordon`).
 
+use anyhow::Context;
 use clap::Args;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kubemaint_core::drain::cordon::{self, CordonDecision, DryRun};
+use serde::Serialize;
 
+use crate::exit::{self, CodedError};
 use crate::global::GlobalArgs;
+use crate::kube_client::{self, Retry};
+use crate::output;
+
+/// Field manager recorded on kubemaint's writes.
+pub const FIELD_MANAGER: &str = "kubemaint";
 
 /// Arguments of `cordon` and `uncordon`.
 #[derive(Debug, Args)]
@@ -18,7 +31,163 @@ pub struct CordonArgs {
     pub dry_run: String,
 }
 
+/// Parses kubectl's `--dry-run` value.
+pub fn parse_dry_run(s: &str) -> Option<DryRun> {
+    match s {
+        "client" => Some(DryRun::Client),
+        "server" => Some(DryRun::Server),
+        _ => None,
+    }
+}
+
+/// Resolves node names or a label selector into Node objects, as kubectl's resource builder
+/// does: both given, or neither, is a usage error; a missing named node fails everything
+/// before any change.
+pub async fn resolve_nodes(
+    nodes_api: &Api<Node>,
+    names: &[String],
+    selector: Option<&str>,
+    chunk_size: u32,
+) -> anyhow::Result<Vec<Node>> {
+    match (names.is_empty(), selector) {
+        (false, Some(_)) => {
+            return Err(CodedError::usage(
+                "cannot specify both a node name and a --selector option",
+            ));
+        }
+        (true, None) => {
+            return Err(CodedError::usage(
+                "give at least one NODE name or a --selector (-l) label selector",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(sel) = selector {
+        let mut out = Vec::new();
+        let mut lp = ListParams::default().labels(sel);
+        if chunk_size > 0 {
+            lp = lp.limit(chunk_size);
+        }
+        loop {
+            let page = nodes_api
+                .list(&lp)
+                .await
+                .with_context(|| format!("cannot list nodes with selector {sel:?}"))?;
+            out.extend(page.items);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(c) => lp = lp.continue_token(&c),
+                None => break,
+            }
+        }
+        return Ok(out);
+    }
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        match nodes_api.get_opt(name).await {
+            Ok(Some(n)) => out.push(n),
+            Ok(None) => missing.push(format!("nodes \"{name}\" not found")),
+            Err(e) => return Err(e).with_context(|| format!("cannot get node {name}")),
+        }
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "{}: check the node names with `kubectl get nodes`",
+            missing.join(", ")
+        );
+    }
+    Ok(out)
+}
+
+/// Result of cordoning or uncordoning one node (for `-o json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CordonResult {
+    /// Node name.
+    pub node: String,
+    /// kubectl's verb: `cordoned`, `already cordoned`, `uncordoned`, `already uncordoned`.
+    pub result: String,
+    /// Whether a request was sent (or would be, in client dry-run).
+    pub changed: bool,
+    /// The error, if the patch failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Applies the cordon (`desired = true`) or uncordon decision to one node and returns the
+/// result; prints kubectl's line (or error line) unless `quiet`.
+pub async fn apply(
+    nodes_api: &Api<Node>,
+    node: &Node,
+    desired: bool,
+    by: &str,
+    dry_run: Option<DryRun>,
+    quiet: bool,
+) -> CordonResult {
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let decision = if desired {
+        cordon::cordon(node, by, jiff::Timestamp::now())
+    } else {
+        cordon::uncordon(node)
+    };
+    let (already, patch) = match decision {
+        CordonDecision::Already => (true, None),
+        CordonDecision::Patch { patch } => (false, Some(patch)),
+        CordonDecision::CleanupAnnotations { patch } => (true, Some(patch)),
+    };
+    let mut error = None;
+    if let Some(patch) = patch.as_ref()
+        && dry_run != Some(DryRun::Client)
+    {
+        let mut pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        pp.dry_run = dry_run == Some(DryRun::Server);
+        if let Err(e) = nodes_api.patch(&name, &pp, &Patch::Strategic(patch)).await {
+            error = Some(e.to_string());
+        }
+    }
+    let verb = cordon::output_line(&name, desired, already, dry_run);
+    let result = verb
+        .strip_prefix(&format!("node/{name} "))
+        .unwrap_or(&verb)
+        .to_owned();
+    if !quiet {
+        match &error {
+            None => println!("{verb}"),
+            Some(e) => eprintln!(
+                "error: unable to {} node \"{name}\": {e}",
+                if desired { "cordon" } else { "uncordon" }
+            ),
+        }
+    }
+    CordonResult {
+        node: name,
+        result,
+        changed: !already,
+        error,
+    }
+}
+
 /// Cordons (`cordon = true`) or uncordons the selected nodes.
-pub async fn run(_args: CordonArgs, _global: &GlobalArgs, _cordon: bool) -> anyhow::Result<i32> {
-    anyhow::bail!("cordon/uncordon is being implemented (issue 3)")
+pub async fn run(args: CordonArgs, global: &GlobalArgs, cordon: bool) -> anyhow::Result<i32> {
+    let client = kube_client::client(global, Retry::Default).await?;
+    let nodes_api: Api<Node> = Api::all(client);
+    let dry_run = parse_dry_run(&args.dry_run);
+    let nodes = resolve_nodes(&nodes_api, &args.nodes, args.selector.as_deref(), 500).await?;
+    if nodes.is_empty() {
+        eprintln!("No resources found");
+    }
+    let machine = global.output.is_machine();
+    let by = if cordon { "kubemaint/cordon" } else { "" };
+    let mut results = Vec::new();
+    for node in &nodes {
+        results.push(apply(&nodes_api, node, cordon, by, dry_run, machine).await);
+    }
+    output::print_machine(global.output, &results)?;
+    Ok(if results.iter().any(|r| r.error.is_some()) {
+        exit::PARTIAL
+    } else {
+        exit::SUCCESS
+    })
 }

@@ -1,0 +1,163 @@
+//! Reading what the drain planner needs from the cluster: discovery, nodes, pods, PDBs and the
+//! DaemonSet lookups of kubectl's DaemonSet filter.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kubemaint_core::drain::eviction::{EvictionVersion, eviction_version_from_discovery};
+use kubemaint_core::drain::filters::{
+    DaemonSetLookup, FilterOptions, daemonset_not_found_message, daemonsets_to_look_up,
+};
+use kubemaint_core::drain::pdb::SelectorSemantics;
+
+/// What discovery told us about the policy group.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicySupport {
+    /// Eviction subresource version (kubectl's `CheckEvictionSupport`), `None` if absent.
+    pub eviction: Option<EvictionVersion>,
+    /// The PodDisruptionBudget version to read (`policy/v1` if served, else `v1beta1`).
+    pub pdb_version: &'static str,
+}
+
+/// Runs discovery.
+pub async fn discover(client: &kube::Client) -> anyhow::Result<PolicySupport> {
+    let core = client
+        .list_core_api_resources("v1")
+        .await
+        .context("discovery of /api/v1 failed")?;
+    let eviction = eviction_version_from_discovery(&core.resources);
+    let groups = client
+        .list_api_groups()
+        .await
+        .context("discovery of /apis failed")?;
+    let v1 = groups
+        .groups
+        .iter()
+        .filter(|g| g.name == "policy")
+        .flat_map(|g| g.versions.iter())
+        .any(|v| v.version == "v1");
+    Ok(PolicySupport {
+        eviction,
+        pdb_version: if v1 { "v1" } else { "v1beta1" },
+    })
+}
+
+/// The dynamic API resource for PDBs of `version`.
+pub fn pdb_resource(version: &str) -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "policy",
+        version,
+        "PodDisruptionBudget",
+    ))
+}
+
+/// Lists every PDB through `version`, converted to the `policy/v1` struct (the v1beta1 shape is
+/// the same for the fields we read).
+pub async fn list_pdbs(
+    client: &kube::Client,
+    version: &str,
+) -> anyhow::Result<(Vec<PodDisruptionBudget>, SelectorSemantics)> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &pdb_resource(version));
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .with_context(|| format!("cannot list policy/{version} PodDisruptionBudgets"))?;
+    let mut out = Vec::new();
+    for obj in list.items {
+        let v = serde_json::to_value(&obj)?;
+        out.push(serde_json::from_value(v).context("unexpected PodDisruptionBudget shape")?);
+    }
+    let sem = if version == "v1" {
+        SelectorSemantics::V1
+    } else {
+        SelectorSemantics::V1beta1
+    };
+    Ok((out, sem))
+}
+
+/// Lists pods with pagination (`chunk` 0 = one request), like kubectl's `FollowContinue`.
+pub async fn list_pods(api: &Api<Pod>, mut lp: ListParams, chunk: u32) -> kube::Result<Vec<Pod>> {
+    if chunk > 0 {
+        lp = lp.limit(chunk);
+    }
+    let mut out = Vec::new();
+    loop {
+        let page = api.list(&lp).await?;
+        out.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// The pods kubectl lists for a node: all namespaces, `spec.nodeName=<node>`, `--pod-selector`.
+pub async fn node_pods(
+    client: &kube::Client,
+    node: &str,
+    pod_selector: Option<&str>,
+    chunk: u32,
+) -> anyhow::Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::all(client.clone());
+    let mut lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+    if let Some(sel) = pod_selector.filter(|s| !s.is_empty()) {
+        lp = lp.labels(sel);
+    }
+    list_pods(&api, lp, chunk)
+        .await
+        .with_context(|| format!("cannot list the pods of node {node}"))
+}
+
+/// Does the DaemonSet `GET`s the filters need for these pods.
+pub async fn daemonset_lookups(
+    client: &kube::Client,
+    pods: &[Pod],
+    opts: &FilterOptions,
+    into: &mut BTreeMap<(String, String), DaemonSetLookup>,
+) {
+    for (ns, name) in daemonsets_to_look_up(pods, opts, jiff::Timestamp::now()) {
+        if into.contains_key(&(ns.clone(), name.clone())) {
+            continue;
+        }
+        let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
+        let r = match api.get_opt(&name).await {
+            Ok(Some(_)) => DaemonSetLookup::Found,
+            Ok(None) => DaemonSetLookup::NotFound,
+            Err(kube::Error::Api(s)) if s.code == 404 => DaemonSetLookup::NotFound,
+            Err(kube::Error::Api(s)) => DaemonSetLookup::Failed(s.message.clone()),
+            Err(e) => DaemonSetLookup::Failed(e.to_string()),
+        };
+        // Keep the NotFound text identical to client-go's even if the server phrased it
+        // differently.
+        let r = match r {
+            DaemonSetLookup::Failed(m) if m.is_empty() => {
+                DaemonSetLookup::Failed(daemonset_not_found_message(&name))
+            }
+            r => r,
+        };
+        into.insert((ns, name), r);
+    }
+}
+
+/// All nodes and all pods of the cluster (for capacity).
+pub async fn nodes_and_pods(
+    client: &kube::Client,
+    chunk: u32,
+) -> anyhow::Result<(Vec<Node>, Vec<Pod>)> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let nodes = nodes
+        .list(&ListParams::default())
+        .await
+        .context("cannot list nodes")?
+        .items;
+    let pods: Api<Pod> = Api::all(client.clone());
+    let pods = list_pods(&pods, ListParams::default(), chunk)
+        .await
+        .context("cannot list pods")?;
+    Ok((nodes, pods))
+}

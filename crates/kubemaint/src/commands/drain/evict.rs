@@ -1,0 +1,437 @@
+//! Removing pods from a node: eviction (or delete) requests with kubectl's retry semantics,
+//! watch-based waiting for deletion and for PDB changes, bounded concurrency.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams, Preconditions};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kubemaint_core::drain::PodRef;
+use kubemaint_core::drain::cordon::DryRun;
+use kubemaint_core::drain::eviction::{
+    ApiStatus, DeleteOptions, EvictionOutcome, RemovalMethod, classify_eviction_response,
+    eviction_body,
+};
+use kubemaint_core::drain::filters::should_skip_deleted;
+use kubemaint_core::drain::plan::{evicting_line, removed_line};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How a pod's removal ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PodResult {
+    /// Evicted and gone.
+    Evicted,
+    /// Deleted and gone.
+    Deleted,
+    /// Already gone (404) before or during eviction.
+    AlreadyGone,
+    /// Replaced by a new pod with the same name (UID changed / UID precondition failed).
+    Replaced,
+    /// Still terminating past `--skip-wait-for-delete-timeout`: no longer waited for.
+    SkippedWait,
+    /// Server dry-run accepted the eviction.
+    DryRunAccepted,
+    /// Server dry-run refused it (PDB); kubectl would retry forever here.
+    DryRunBlocked,
+    /// Failed (per-pod error).
+    Failed,
+}
+
+/// Outcome of one pod.
+#[derive(Debug, Clone, Serialize)]
+pub struct PodOutcome {
+    /// The pod.
+    pub pod: PodRef,
+    /// Result.
+    pub result: PodResult,
+    /// Eviction/delete requests sent.
+    pub attempts: u32,
+    /// Seconds from the first request to the end.
+    pub seconds: f64,
+    /// Last PDB refusal, if any (`PDB name: server message`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+    /// The error, for failures (kubectl's wording).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Watches the pods of one node; removal waits read it instead of polling.
+#[derive(Clone)]
+pub struct Tracker {
+    store: Store<Pod>,
+    changes: watch::Receiver<u64>,
+}
+
+impl Tracker {
+    /// Starts a watch on `spec.nodeName=<node>` and waits for its first list.
+    pub async fn start(
+        client: &kube::Client,
+        node: &str,
+    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+        let api: Api<Pod> = Api::all(client.clone());
+        let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let (store, writer) = reflector::store();
+        let (tx, rx) = watch::channel(0u64);
+        let stream = reflector::reflector(writer, watcher(api, cfg)).default_backoff();
+        let handle = tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(ev) = stream.next().await {
+                if ev.is_ok() {
+                    tx.send_modify(|v| *v += 1);
+                }
+            }
+        });
+        store
+            .wait_until_ready()
+            .await
+            .map_err(|e| anyhow::anyhow!("pod watch on node {node} ended: {e}"))?;
+        Ok((Tracker { store, changes: rx }, handle))
+    }
+
+    fn get(&self, pod: &PodRef) -> Option<Arc<Pod>> {
+        self.store
+            .get(&ObjectRef::new(&pod.name).within(&pod.namespace))
+    }
+}
+
+/// Starts a watch on all PDBs; the receiver changes whenever any PDB changes.
+pub fn watch_pdbs(
+    client: &kube::Client,
+    version: &str,
+) -> (watch::Receiver<u64>, tokio::task::JoinHandle<()>) {
+    let api: Api<DynamicObject> =
+        Api::all_with(client.clone(), &super::cluster::pdb_resource(version));
+    let (tx, rx) = watch::channel(0u64);
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let handle = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            if ev.is_ok() {
+                tx.send_modify(|v| *v += 1);
+            }
+        }
+    });
+    (rx, handle)
+}
+
+/// A pod currently refused by a PDB (for progress lines).
+#[derive(Debug, Clone)]
+pub struct Blocked {
+    /// Since when.
+    pub since: Instant,
+    /// PDB name and message.
+    pub what: String,
+}
+
+/// Everything a removal needs.
+#[derive(Clone)]
+pub struct Remover {
+    /// Client without automatic 429 retries.
+    pub client: kube::Client,
+    /// Evict or delete.
+    pub method: RemovalMethod,
+    /// `--grace-period`.
+    pub grace_period: i64,
+    /// `--dry-run`.
+    pub dry_run: Option<DryRun>,
+    /// Delay between retries when nothing else wakes us (kubectl: 5 s).
+    pub retry_delay: Duration,
+    /// Per-node deadline (`--timeout`).
+    pub deadline: Option<Instant>,
+    /// `--timeout` as kubectl prints it.
+    pub timeout_text: String,
+    /// `--skip-wait-for-delete-timeout`.
+    pub skip_wait_seconds: i64,
+    /// PDB change notifications.
+    pub pdb_changes: watch::Receiver<u64>,
+    /// Pod watch of the node.
+    pub tracker: Tracker,
+    /// Pods blocked right now.
+    pub blocked: Arc<Mutex<BTreeMap<PodRef, Blocked>>>,
+    /// Print kubectl's stdout lines to stderr (machine output on stdout).
+    pub lines_to_stderr: bool,
+}
+
+enum Sent {
+    Outcome(EvictionOutcome),
+    Transport(String),
+}
+
+impl Remover {
+    fn out(&self, line: &str) {
+        if self.lines_to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+
+    fn timed_out(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    async fn send(&self, pod: &Pod, r: &PodRef) -> Sent {
+        let opts = DeleteOptions {
+            grace_period_seconds: self.grace_period,
+            uid: (!r.uid.is_empty())
+                .then(|| pod.metadata.uid.clone().unwrap_or_else(|| r.uid.clone())),
+            dry_run: self.dry_run == Some(DryRun::Server),
+        };
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        let result = match self.method {
+            RemovalMethod::Evict(version) => {
+                let body = eviction_body(version, &r.namespace, &r.name, &opts);
+                let req =
+                    kube::core::Request::new(format!("/api/v1/namespaces/{}/pods", r.namespace))
+                        .create_subresource(
+                            "eviction",
+                            &r.name,
+                            &PostParams::default(),
+                            serde_json::to_vec(&body).unwrap_or_default(),
+                        );
+                match req {
+                    Ok(req) => self.client.request_text(req).await.map(|_| ()),
+                    Err(e) => return Sent::Transport(e.to_string()),
+                }
+            }
+            RemovalMethod::Delete => {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &r.namespace);
+                let dp = DeleteParams {
+                    dry_run: opts.dry_run,
+                    grace_period_seconds: u32::try_from(self.grace_period).ok(),
+                    preconditions: opts.uid.clone().map(|uid| Preconditions {
+                        uid: Some(uid),
+                        resource_version: None,
+                    }),
+                    ..Default::default()
+                };
+                api.delete(&r.name, &dp).await.map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => Sent::Outcome(EvictionOutcome::Accepted),
+            Err(kube::Error::Api(status)) => {
+                let st: ApiStatus = serde_json::to_value(&*status)
+                    .ok()
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_default();
+                Sent::Outcome(classify_eviction_response(
+                    status.code,
+                    Some(&st),
+                    None,
+                    deleting,
+                ))
+            }
+            Err(e) => Sent::Transport(e.to_string()),
+        }
+    }
+
+    /// Sleeps `d`, waking early on a PDB change (if `wake_on_pdb`) or the deadline.
+    async fn pause(&self, d: Duration, wake_on_pdb: bool) {
+        let mut pdb = self.pdb_changes.clone();
+        pdb.mark_unchanged();
+        let until = match self.deadline {
+            Some(dl) => dl.min(Instant::now() + d),
+            None => Instant::now() + d,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {}
+            _ = pdb.changed(), if wake_on_pdb => {
+                // Let the disruption controller's status settle a moment after the change.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Removes one pod and waits until it is gone (kubectl's per-pod goroutine).
+    pub async fn remove(&self, pod: Pod) -> PodOutcome {
+        let started = Instant::now();
+        let r = PodRef::of(&pod);
+        let mut active = pod;
+        let mut attempts = 0u32;
+        let mut blocked_by = None;
+        let done = |result, attempts, blocked_by, error| PodOutcome {
+            pod: r.clone(),
+            result,
+            attempts,
+            seconds: started.elapsed().as_secs_f64(),
+            blocked_by,
+            error,
+        };
+        let (name, ns) = (r.name.clone(), r.namespace.clone());
+        loop {
+            if self.timed_out() {
+                self.unblock(&r);
+                return done(
+                    PodResult::Failed,
+                    attempts,
+                    blocked_by,
+                    Some(format!(
+                        "error when evicting pods/\"{name}\" -n \"{ns}\": global timeout reached: {}",
+                        self.timeout_text
+                    )),
+                );
+            }
+            if matches!(self.method, RemovalMethod::Evict(_)) {
+                self.out(&evicting_line(&r, self.dry_run));
+            }
+            attempts += 1;
+            let outcome = match self.send(&active, &r).await {
+                Sent::Outcome(o) => o,
+                Sent::Transport(e) => EvictionOutcome::Failed {
+                    code: 0,
+                    message: e,
+                },
+            };
+            let delay = humantime::format_duration(self.retry_delay);
+            match outcome {
+                EvictionOutcome::Accepted => break,
+                EvictionOutcome::Done { reason } => {
+                    self.unblock(&r);
+                    let result = if reason.contains("UID") {
+                        PodResult::Replaced
+                    } else {
+                        PodResult::AlreadyGone
+                    };
+                    return done(result, attempts, blocked_by, None);
+                }
+                EvictionOutcome::RetryPdb {
+                    pdb,
+                    message,
+                    retry_after_seconds,
+                } => {
+                    eprintln!(
+                        "error when evicting pods/\"{name}\" -n \"{ns}\" (will retry after {delay}): {message}"
+                    );
+                    let what = match &pdb {
+                        Some(p) => format!("PDB {ns}/{p}: {message}"),
+                        None => message.clone(),
+                    };
+                    if self.dry_run == Some(DryRun::Server) {
+                        blocked_by = Some(what);
+                        // The budget never changes under dry-run: retrying would loop forever.
+                        return done(PodResult::DryRunBlocked, attempts, blocked_by, None);
+                    }
+                    self.blocked
+                        .lock()
+                        .expect("progress map")
+                        .entry(r.clone())
+                        .or_insert(Blocked {
+                            since: Instant::now(),
+                            what: what.clone(),
+                        })
+                        .what = what.clone();
+                    blocked_by = Some(what);
+                    match retry_after_seconds {
+                        // Honour the server's hint; a PDB change cannot help before it.
+                        Some(s) => self.pause(Duration::from_secs(u64::from(s)), false).await,
+                        None => self.pause(self.retry_delay, true).await,
+                    }
+                }
+                EvictionOutcome::Throttled {
+                    message,
+                    retry_after_seconds,
+                } => {
+                    tracing::info!("eviction of {r} throttled: {message}");
+                    let s = retry_after_seconds.unwrap_or(1);
+                    self.pause(Duration::from_secs(u64::from(s)), false).await;
+                }
+                EvictionOutcome::NamespaceTerminating {
+                    pod_deleting: true, ..
+                } => break,
+                EvictionOutcome::NamespaceTerminating { message, .. } => {
+                    eprintln!(
+                        "error when evicting pod \"{name}\" from terminating namespace \"{ns}\" (will retry after {delay}): {message}"
+                    );
+                    self.pause(self.retry_delay, false).await;
+                }
+                EvictionOutcome::MultiplePdb { message }
+                | EvictionOutcome::Failed { message, .. } => {
+                    self.unblock(&r);
+                    return done(
+                        PodResult::Failed,
+                        attempts,
+                        blocked_by,
+                        Some(format!(
+                            "error when evicting pods/\"{name}\" -n \"{ns}\": {message}"
+                        )),
+                    );
+                }
+            }
+            // Refresh the pod, as kubectl does, but from the watch cache: gone or replaced
+            // means done (kubectl would chase a recreated StatefulSet pod).
+            match self.tracker.get(&r) {
+                None => {
+                    self.unblock(&r);
+                    return done(PodResult::AlreadyGone, attempts, blocked_by, None);
+                }
+                Some(p)
+                    if p.metadata.uid.as_deref() != Some(r.uid.as_str()) && !r.uid.is_empty() =>
+                {
+                    self.unblock(&r);
+                    return done(PodResult::Replaced, attempts, blocked_by, None);
+                }
+                Some(p) => active = (*p).clone(),
+            }
+        }
+        self.unblock(&r);
+        if self.dry_run == Some(DryRun::Server) {
+            return done(PodResult::DryRunAccepted, attempts, blocked_by, None);
+        }
+        // Wait for deletion: gone, or UID changed, or past --skip-wait-for-delete-timeout.
+        let mut changes = self.tracker.changes.clone();
+        loop {
+            match self.tracker.get(&r) {
+                None => break,
+                Some(p)
+                    if !r.uid.is_empty() && p.metadata.uid.as_deref() != Some(r.uid.as_str()) =>
+                {
+                    break;
+                }
+                Some(p)
+                    if should_skip_deleted(&p, self.skip_wait_seconds, jiff::Timestamp::now()) =>
+                {
+                    self.out(&format!(
+                        "pod \"{name}\" has DeletionTimestamp older than {} seconds, skipping",
+                        self.skip_wait_seconds
+                    ));
+                    return done(PodResult::SkippedWait, attempts, blocked_by, None);
+                }
+                Some(_) => {}
+            }
+            if self.timed_out() {
+                return done(
+                    PodResult::Failed,
+                    attempts,
+                    blocked_by,
+                    Some(format!(
+                        "error when waiting for pod \"{name}\" in namespace \"{ns}\" to terminate: global timeout reached: {}",
+                        self.timeout_text
+                    )),
+                );
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        self.out(&removed_line(&r, self.method));
+        let result = match self.method {
+            RemovalMethod::Evict(_) => PodResult::Evicted,
+            RemovalMethod::Delete => PodResult::Deleted,
+        };
+        done(result, attempts, blocked_by, None)
+    }
+
+    fn unblock(&self, r: &PodRef) {
+        self.blocked.lock().expect("progress map").remove(r);
+    }
+}

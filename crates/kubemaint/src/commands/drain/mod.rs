@@ -1,0 +1,521 @@
+//! `kubemaint drain`: kubectl's drain (same flags, filters, messages and per-node flow), with a
+//! preflight plan before anything changes, named PDB blockers, watch-based waiting, bounded
+//! concurrency, UID preconditions, cordon bookkeeping and a JSON report.
+
+mod cluster;
+mod evict;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, Patch, PatchParams};
+use kubemaint_core::drain::cordon::{AutoUncordon, DryRun, auto_uncordon};
+use kubemaint_core::drain::eviction::{RemovalMethod, removal_method};
+use kubemaint_core::drain::filters::FilterOptions;
+use kubemaint_core::drain::plan::{
+    ClusterSnapshot, DrainOptions, DrainPlan, NodeTarget, NodeVerdict, PodAction, drained_line,
+    node_failed_line, plan_drain,
+};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use self::evict::{PodOutcome, PodResult, Remover, Tracker};
+use super::cordon::{self as cordon_cmd, CordonResult, FIELD_MANAGER, parse_dry_run};
+use crate::exit::{self, CodedError};
+use crate::global::GlobalArgs;
+use crate::kube_client::{self, Retry};
+use crate::output;
+
+/// Arguments of `drain` (kubectl's flags and defaults, plus kubemaint's own).
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// Node names.
+    #[arg(value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// Select nodes by label instead of by name.
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
+    /// Continue even if there are pods that do not declare a controller (and orphaned DaemonSet pods).
+    #[arg(long)]
+    pub force: bool,
+    /// Ignore DaemonSet-managed pods.
+    #[arg(long = "ignore-daemonsets")]
+    pub ignore_daemonsets: bool,
+    /// Continue even if there are pods using emptyDir (local data that will be deleted).
+    #[arg(long = "delete-emptydir-data")]
+    pub delete_emptydir_data: bool,
+    /// Delete pods instead of evicting them: bypasses PodDisruptionBudgets.
+    #[arg(long = "disable-eviction")]
+    pub disable_eviction: bool,
+    /// Seconds given to each pod to terminate; negative uses the pod's own value.
+    #[arg(long = "grace-period", default_value_t = -1, allow_hyphen_values = true)]
+    pub grace_period: i64,
+    /// How long to wait per node before giving up (e.g. 90s, 5m); 0 waits forever.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Only consider pods matching this label selector.
+    #[arg(long = "pod-selector")]
+    pub pod_selector: Option<String>,
+    /// Skip (and stop waiting for) pods whose DeletionTimestamp is older than N seconds.
+    #[arg(long = "skip-wait-for-delete-timeout", default_value_t = 0)]
+    pub skip_wait_for_delete_timeout: i64,
+    /// List page size; 0 disables paging.
+    #[arg(long = "chunk-size", default_value_t = 500)]
+    pub chunk_size: u32,
+    /// `none`, `client` (plan only, no request that changes anything) or `server` (server dry-run).
+    #[arg(long = "dry-run", default_value = "none", value_parser = ["none", "client", "server"])]
+    pub dry_run: String,
+    /// At most this many evictions in flight per node (kubectl: unbounded).
+    #[arg(long = "max-concurrent-evictions", default_value_t = 32)]
+    pub max_concurrent_evictions: usize,
+    /// Longest wait between retries of a PDB-blocked eviction when no PDB change arrives first.
+    #[arg(long = "eviction-retry-delay", default_value = "5s", value_parser = parse_duration)]
+    pub eviction_retry_delay: Duration,
+    /// Uncordon a node whose drain failed, if kubemaint cordoned it.
+    #[arg(long = "uncordon-on-failure")]
+    pub uncordon_on_failure: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e}: use a duration such as 0s, 90s or 5m"))
+}
+
+/// Outcome of one node (for the report).
+#[derive(Debug, Serialize)]
+pub struct NodeOutcome {
+    /// Node name.
+    pub node: String,
+    /// `drained`, `failed` or `planned` (client dry-run).
+    pub status: String,
+    /// kubectl's error text, if failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Cordon step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cordon: Option<CordonResult>,
+    /// Whether the node is left cordoned.
+    pub left_cordoned: bool,
+    /// Per-pod outcomes.
+    pub pods: Vec<PodOutcome>,
+    /// Seconds spent on this node.
+    pub seconds: f64,
+}
+
+/// The `-o json` report.
+#[derive(Debug, Serialize)]
+pub struct DrainReport {
+    /// The preflight plan.
+    pub plan: DrainPlan,
+    /// What happened.
+    pub nodes: Vec<NodeOutcome>,
+    /// Nodes left pending.
+    pub pending: Vec<String>,
+}
+
+fn print_preflight(plan: &DrainPlan) {
+    for n in &plan.nodes {
+        if n.verdict == NodeVerdict::Ready {
+            continue;
+        }
+        let verdict = match n.verdict {
+            NodeVerdict::FilterErrors => {
+                "kubectl's pod filters refuse this node (see the errors below)"
+            }
+            NodeVerdict::PdbDeadlock => {
+                "the drain cannot finish: a PodDisruptionBudget will never allow the remaining evictions (use --timeout, or fix the budget/capacity first)"
+            }
+            NodeVerdict::WaitsOnPdb => "evictions will wait for PodDisruptionBudgets",
+            NodeVerdict::InsufficientCapacity => {
+                "some evicted pods fit on no remaining node and will stay Pending"
+            }
+            NodeVerdict::Ready => "",
+        };
+        eprintln!("preflight: node/{}: {verdict}", n.node);
+        for b in &n.pdb_blockers {
+            let pods: Vec<String> = b.pods.iter().map(ToString::to_string).collect();
+            eprintln!(
+                "preflight: node/{}: {:?} [{}]: {}",
+                n.node,
+                b.kind,
+                pods.join(", "),
+                b.explanation
+            );
+        }
+        for p in &n.pods {
+            if let Some(kubemaint_core::drain::capacity::Placement::NoFit { reason }) = &p.placement
+            {
+                eprintln!(
+                    "preflight: node/{}: {} will not be rescheduled: {reason}",
+                    n.node, p.pod
+                );
+            }
+        }
+    }
+}
+
+/// Drains the selected nodes.
+pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
+    let dry_run = parse_dry_run(&args.dry_run);
+    let machine = global.output.is_machine();
+    let client = kube_client::client(global, Retry::Default).await?;
+    let evict_client = kube_client::client(global, Retry::Off).await?;
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    let nodes = cordon_cmd::resolve_nodes(
+        &nodes_api,
+        &args.nodes,
+        args.selector.as_deref(),
+        args.chunk_size,
+    )
+    .await?;
+    if nodes.is_empty() {
+        eprintln!("No resources found");
+        return Ok(exit::SUCCESS);
+    }
+    if args.max_concurrent_evictions == 0 {
+        return Err(CodedError::usage(
+            "--max-concurrent-evictions must be at least 1",
+        ));
+    }
+
+    // Preflight: everything the planner needs, read before anything changes.
+    let policy = cluster::discover(&client).await?;
+    let method = removal_method(args.disable_eviction, policy.eviction);
+    let filters = FilterOptions {
+        force: args.force,
+        ignore_daemonsets: args.ignore_daemonsets,
+        delete_emptydir_data: args.delete_emptydir_data,
+        skip_wait_for_delete_timeout_seconds: args.skip_wait_for_delete_timeout,
+    };
+    let options = DrainOptions {
+        filters: filters.clone(),
+        method,
+        dry_run,
+    };
+    let (all_nodes, all_pods) = cluster::nodes_and_pods(&client, args.chunk_size).await?;
+    let (pdbs, pdb_semantics) = cluster::list_pdbs(&client, policy.pdb_version).await?;
+    let mut snapshot = ClusterSnapshot {
+        nodes: all_nodes,
+        pods: all_pods,
+        pdbs,
+        pdb_semantics,
+        daemonsets: BTreeMap::new(),
+    };
+    let mut targets = Vec::new();
+    for n in &nodes {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let pods = cluster::node_pods(
+            &client,
+            &name,
+            args.pod_selector.as_deref(),
+            args.chunk_size,
+        )
+        .await?;
+        cluster::daemonset_lookups(&client, &pods, &filters, &mut snapshot.daemonsets).await;
+        targets.push(NodeTarget { name, pods });
+    }
+    let plan = plan_drain(&snapshot, &targets, &options, jiff::Timestamp::now());
+    if !machine {
+        print_preflight(&plan);
+    }
+
+    let say = |line: &str| {
+        if machine {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+
+    // kubectl cordons every node first; a failed cordon is reported but does not stop it.
+    let mut cordons = BTreeMap::new();
+    for n in &nodes {
+        let r = cordon_cmd::apply(&nodes_api, n, true, "kubemaint/drain", dry_run, false).await;
+        cordons.insert(r.node.clone(), r);
+    }
+
+    let pdb_watch = (dry_run.is_none() && matches!(method, RemovalMethod::Evict(_)))
+        .then(|| evict::watch_pdbs(&client, policy.pdb_version));
+    let mut outcomes = Vec::new();
+    let mut pending = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        let started = Instant::now();
+        let node = &target.name;
+        // kubectl lists the node's pods when it gets to it; so do we (the preflight list may be
+        // stale for later nodes).
+        let node_plan = if i == 0 {
+            plan.nodes[0].clone()
+        } else {
+            let pods =
+                cluster::node_pods(&client, node, args.pod_selector.as_deref(), args.chunk_size)
+                    .await?;
+            cluster::daemonset_lookups(&client, &pods, &filters, &mut snapshot.daemonsets).await;
+            let t = NodeTarget {
+                name: node.clone(),
+                pods,
+            };
+            plan_drain(
+                &snapshot,
+                std::slice::from_ref(&t),
+                &options,
+                jiff::Timestamp::now(),
+            )
+            .nodes
+            .remove(0)
+        };
+        let mut outcome = NodeOutcome {
+            node: node.clone(),
+            status: "drained".into(),
+            error: None,
+            cordon: cordons.get(node).cloned(),
+            left_cordoned: dry_run.is_none(),
+            pods: Vec::new(),
+            seconds: 0.0,
+        };
+        let result: Result<(), String> = if let Some(err) = node_plan.error.clone() {
+            Err(err)
+        } else {
+            if !node_plan.warnings.is_empty() {
+                eprintln!("Warning: {}", node_plan.warnings);
+            }
+            let pods: Vec<_> = node_plan
+                .pods
+                .iter()
+                .filter(|p| matches!(p.action, PodAction::Evict | PodAction::Delete))
+                .filter_map(|p| {
+                    target
+                        .pods
+                        .iter()
+                        .find(|tp| kubemaint_core::drain::PodRef::of(tp) == p.pod)
+                        .cloned()
+                        .or_else(|| {
+                            snapshot
+                                .pods
+                                .iter()
+                                .find(|tp| kubemaint_core::drain::PodRef::of(tp) == p.pod)
+                                .cloned()
+                        })
+                })
+                .collect();
+            if dry_run == Some(DryRun::Client) {
+                for p in &node_plan.pods {
+                    if matches!(p.action, PodAction::Evict | PodAction::Delete) {
+                        say(&format!("evicting pod {} (dry run)", p.pod));
+                    }
+                }
+                outcome.status = "planned".into();
+                Ok(())
+            } else {
+                drain_pods(
+                    &evict_client,
+                    &client,
+                    node,
+                    pods,
+                    &args,
+                    method,
+                    dry_run,
+                    pdb_watch.as_ref().map(|(rx, _)| rx.clone()),
+                    machine,
+                    &mut outcome,
+                )
+                .await
+            }
+        };
+        match result {
+            Ok(()) => say(&drained_line(node, dry_run)),
+            Err(err) => {
+                eprintln!("{}", node_failed_line(node, &err));
+                outcome.status = "failed".into();
+                outcome.error = Some(err);
+                pending.push(node.clone());
+                if dry_run.is_none() {
+                    outcome.left_cordoned =
+                        leave_or_undo_cordon(&nodes_api, node, args.uncordon_on_failure).await;
+                }
+            }
+        }
+        outcome.seconds = started.elapsed().as_secs_f64();
+        outcomes.push(outcome);
+    }
+    if let Some((_, h)) = pdb_watch {
+        h.abort();
+    }
+    if !pending.is_empty() {
+        eprintln!("There are pending nodes to be drained:");
+        for n in &pending {
+            eprintln!(" {n}");
+        }
+    }
+    // kubectl ends by printing the aggregated per-node errors once more.
+    let errors: Vec<String> = outcomes.iter().filter_map(|o| o.error.clone()).collect();
+    match errors.as_slice() {
+        [] => {}
+        [one] => eprintln!("error: {one}"),
+        many => many.iter().for_each(|e| eprintln!("{e}")),
+    }
+    let report = DrainReport {
+        plan,
+        nodes: outcomes,
+        pending: pending.clone(),
+    };
+    output::print_machine(global.output, &report)?;
+    Ok(if pending.is_empty() {
+        exit::SUCCESS
+    } else if pending.len() == nodes.len() {
+        exit::FAILURE
+    } else {
+        exit::PARTIAL
+    })
+}
+
+/// After a failed drain: say plainly that the node stays cordoned and how to undo it, or undo
+/// it with `--uncordon-on-failure` when kubemaint made the cordon. Returns whether it is left
+/// cordoned.
+async fn leave_or_undo_cordon(nodes_api: &Api<Node>, node: &str, undo: bool) -> bool {
+    let current = match nodes_api.get(node).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("warning: cannot re-read node {node} to report its cordon: {e}");
+            return true;
+        }
+    };
+    match auto_uncordon(&current) {
+        AutoUncordon::NotCordoned => false,
+        AutoUncordon::LeaveCordoned { reason } => {
+            eprintln!("{reason}");
+            true
+        }
+        AutoUncordon::Uncordon { patch } if undo => {
+            let pp = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..Default::default()
+            };
+            match nodes_api.patch(node, &pp, &Patch::Strategic(&patch)).await {
+                Ok(_) => {
+                    eprintln!("node/{node} uncordoned (--uncordon-on-failure)");
+                    false
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: unable to uncordon node \"{node}\": {e}; run `kubemaint uncordon {node}`"
+                    );
+                    true
+                }
+            }
+        }
+        AutoUncordon::Uncordon { .. } => {
+            eprintln!(
+                "node/{node} is left cordoned by kubemaint; run `kubemaint uncordon {node}` when done, or pass --uncordon-on-failure"
+            );
+            true
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drain_pods(
+    evict_client: &kube::Client,
+    client: &kube::Client,
+    node: &str,
+    pods: Vec<k8s_openapi::api::core::v1::Pod>,
+    args: &DrainArgs,
+    method: RemovalMethod,
+    dry_run: Option<DryRun>,
+    pdb_changes: Option<tokio::sync::watch::Receiver<u64>>,
+    machine: bool,
+    outcome: &mut NodeOutcome,
+) -> Result<(), String> {
+    if pods.is_empty() {
+        return Ok(());
+    }
+    let (tracker, watch_handle) = Tracker::start(client, node)
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    let blocked = Arc::new(Mutex::new(BTreeMap::new()));
+    let remover = Remover {
+        client: evict_client.clone(),
+        method,
+        grace_period: args.grace_period,
+        dry_run,
+        retry_delay: args.eviction_retry_delay,
+        deadline,
+        timeout_text: humantime::format_duration(args.timeout).to_string(),
+        skip_wait_seconds: args.skip_wait_for_delete_timeout,
+        pdb_changes: pdb_changes.unwrap_or_else(|| tokio::sync::watch::channel(0).1),
+        tracker,
+        blocked: blocked.clone(),
+        lines_to_stderr: machine,
+    };
+    let total = pods.len();
+    let progress = {
+        let blocked = blocked.clone();
+        let node = node.to_owned();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let b = blocked.lock().expect("progress map").clone();
+                if let Some((pod, bl)) = b.iter().next() {
+                    eprintln!(
+                        "progress: node/{node}: {} of {total} pods blocked after {}s; {pod} waiting {}s on {}",
+                        b.len(),
+                        start.elapsed().as_secs(),
+                        bl.since.elapsed().as_secs(),
+                        bl.what
+                    );
+                }
+            }
+        })
+    };
+    let results: Vec<PodOutcome> = futures::stream::iter(pods)
+        .map(|p| {
+            let r = remover.clone();
+            async move { r.remove(p).await }
+        })
+        .buffer_unordered(args.max_concurrent_evictions)
+        .collect()
+        .await;
+    progress.abort();
+    watch_handle.abort();
+    let errors: Vec<String> = results
+        .iter()
+        .filter(|r| r.result == PodResult::Failed)
+        .filter_map(|r| r.error.clone())
+        .collect();
+    let blocked_dry: Vec<String> = results
+        .iter()
+        .filter(|r| r.result == PodResult::DryRunBlocked)
+        .map(|r| format!("{} ({})", r.pod, r.blocked_by.clone().unwrap_or_default()))
+        .collect();
+    let pending: Vec<String> = results
+        .iter()
+        .filter(|r| r.result == PodResult::Failed)
+        .map(|r| format!("pod/{}", r.pod.name))
+        .collect();
+    outcome.pods = results;
+    if !blocked_dry.is_empty() {
+        eprintln!(
+            "server dry-run: evictions refused by a PodDisruptionBudget: {}",
+            blocked_dry.join(", ")
+        );
+    }
+    match kubemaint_core::drain::filters::aggregate(&errors) {
+        None => Ok(()),
+        Some(err) => {
+            eprintln!("There are pending pods in node \"{node}\" when an error occurred: {err}");
+            for p in pending {
+                eprintln!("{p}");
+            }
+            Err(err)
+        }
+    }
+}
