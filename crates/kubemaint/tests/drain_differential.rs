@@ -1,0 +1,418 @@
+//! Differential tests: real `kubectl drain` (1.27) and `kubemaint drain` on identical fresh
+//! setups in one real lab; the same pods must be evicted, deleted or left, the same pods must
+//! be named in errors, the node must end in the same state and the exit status in the same class.
+//!
+//! Each scenario builds its fixture twice, once on `worker-1` (for kubectl) and once on
+//! `worker-2` (for kubemaint), by making only that node schedulable while the fixture's pods are
+//! created; `worker-3` and `worker-4` are spare capacity for rescheduled pods. Scenarios run one
+//! after another because they cordon nodes lab-wide.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kubemaint_lab::state::SimSettings;
+use kubemaint_lab::{KubeletMode, Lab, UpOptions};
+
+const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.27";
+const SPARES: [&str; 2] = ["worker-3", "worker-4"];
+
+struct Ctx {
+    lab: Lab,
+}
+
+impl Ctx {
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(self.lab.kubeconfig())
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl_ok(&all)).unwrap()
+    }
+    fn apply(&self, yaml: &str) {
+        let mut child = Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(self.lab.kubeconfig())
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "apply failed: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fn set_schedulable(&self, node: &str, yes: bool) {
+        self.kubectl_ok(&[if yes { "uncordon" } else { "cordon" }, node]);
+    }
+    fn kubemaint(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_kubemaint"))
+            .arg("--kubeconfig")
+            .arg(self.lab.kubeconfig())
+            .args(args)
+            .output()
+            .expect("run kubemaint")
+    }
+    /// Pods of namespace `ns` on `node`: fixture label -> (name, uid, terminating, phase).
+    fn pods(&self, ns: &str) -> Vec<PodState> {
+        let list = self.json(&["get", "pods", "-n", ns]);
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| PodState {
+                fixture: p["metadata"]["labels"]["fixture"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string(),
+                name: p["metadata"]["name"].as_str().unwrap().to_string(),
+                uid: p["metadata"]["uid"].as_str().unwrap().to_string(),
+                node: p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
+                terminating: p["metadata"]["deletionTimestamp"].is_string(),
+                ready: p["status"]["phase"] == "Succeeded"
+                    || p["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    }),
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PodState {
+    fixture: String,
+    name: String,
+    uid: String,
+    node: String,
+    terminating: bool,
+    ready: bool,
+}
+
+/// The fixtures, as YAML in namespace `NS` (replaced), each pod labelled `fixture=<name>`.
+fn fixture_yaml(kind: &str) -> String {
+    let deploy = |name: &str, replicas: u32, extra: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: NS\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      fixture: {name}\n  template:\n    metadata:\n      labels:\n        fixture: {name}\n        group: g\n    spec:\n      terminationGracePeriodSeconds: 5\n      containers:\n      - name: c\n        image: registry.example/{name}:1\n{extra}---\n"
+        )
+    };
+    let pdb = |name: &str, selector: &str, rule: &str| {
+        format!(
+            "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: {name}\n  namespace: NS\nspec:\n  {rule}\n  selector:\n    matchLabels:\n      {selector}\n---\n"
+        )
+    };
+    let bare = |name: &str, extra: &str, meta: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: NS\n  labels:\n    fixture: {name}\n{meta}spec:\n  terminationGracePeriodSeconds: 5\n{extra}  containers:\n  - name: c\n    image: registry.example/{name}:1\n---\n"
+        )
+    };
+    match kind {
+        "deploy" => deploy("deploy", 2, ""),
+        "deploy-pdb" => {
+            deploy("deploy-pdb", 2, "")
+                + &pdb("deploy-pdb", "fixture: deploy-pdb", "maxUnavailable: 1")
+        }
+        "sts" => format!(
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: sts\n  namespace: NS\nspec:\n  serviceName: sts\n  replicas: 1\n  selector:\n    matchLabels:\n      fixture: sts\n  template:\n    metadata:\n      labels:\n        fixture: sts\n    spec:\n      terminationGracePeriodSeconds: 5\n      containers:\n      - name: c\n        image: registry.example/sts:1\n---\n"
+        ),
+        "bare" => bare("bare", "", ""),
+        "emptydir" => deploy(
+            "emptydir",
+            1,
+            "        volumeMounts:\n        - name: scratch\n          mountPath: /scratch\n      volumes:\n      - name: scratch\n        emptyDir: {}\n",
+        ),
+        "finished" => bare(
+            "finished",
+            "  restartPolicy: Never\n",
+            "  annotations:\n    lab.kubemaint.io/exit-after-ms: \"300\"\n",
+        ),
+        "mirror" => bare(
+            "mirror",
+            "  nodeName: NODE\n",
+            "  annotations:\n    kubernetes.io/config.mirror: \"0123456789abcdef\"\n    kubernetes.io/config.source: file\n",
+        ),
+        "two-pdbs" => {
+            deploy("two-pdbs", 1, "")
+                + &pdb("two-pdbs-a", "fixture: two-pdbs", "maxUnavailable: 1")
+                + &pdb("two-pdbs-b", "group: g", "maxUnavailable: 5")
+        }
+        "pdb-never" => {
+            deploy("pdb-never", 1, "") + &pdb("pdb-never", "fixture: pdb-never", "minAvailable: 1")
+        }
+        other => panic!("unknown fixture {other}"),
+    }
+}
+
+const DAEMONSET: &str = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: ds\n  namespace: NS\nspec:\n  selector:\n    matchLabels:\n      fixture: ds\n  template:\n    metadata:\n      labels:\n        fixture: ds\n    spec:\n      terminationGracePeriodSeconds: 5\n      containers:\n      - name: c\n        image: registry.example/ds:1\n---\n";
+
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    /// fixture -> sorted outcomes of its pods that were on the node ("gone", "stayed", "terminating").
+    pods: BTreeMap<String, Vec<String>>,
+    /// Fixtures whose pods are named on stderr (errors and warnings).
+    named_on_stderr: Vec<String>,
+    /// The node is unschedulable afterwards.
+    cordoned: bool,
+    /// Exit status class: success or not.
+    success: bool,
+}
+
+/// Builds the fixture in namespace `ns` with only `node` schedulable (plus a DaemonSet if asked).
+fn build(ctx: &Ctx, ns: &str, node: &str, fixtures: &[&str], daemonset: bool) -> Vec<PodState> {
+    ctx.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"
+    ));
+    let mut yaml = String::new();
+    for f in fixtures {
+        yaml += &fixture_yaml(f);
+    }
+    if daemonset {
+        yaml += DAEMONSET;
+    }
+    // Mirror pods are posted by the kubelet, already bound to their node.
+    ctx.apply(&yaml.replace("NS", ns).replace("NODE", node));
+    let expected: usize = fixtures
+        .iter()
+        .map(|f| match *f {
+            "deploy" | "deploy-pdb" => 2,
+            _ => 1,
+        })
+        .sum::<usize>()
+        + usize::from(daemonset);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods: Vec<PodState> = ctx
+            .pods(ns)
+            .into_iter()
+            .filter(|p| p.node == node && p.ready && !p.terminating)
+            .collect();
+        if pods.len() >= expected {
+            return pods;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fixture {fixtures:?} in {ns} not ready on {node}: {:?}",
+            ctx.pods(ns)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn outcome(ctx: &Ctx, ns: &str, node: &str, before: &[PodState], out: &Output) -> Outcome {
+    // Let in-flight deletions finish (pods shut down in 300 ms in this lab).
+    std::thread::sleep(Duration::from_secs(2));
+    let after = ctx.pods(ns);
+    let mut pods: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in before {
+        let state = match after.iter().find(|a| a.uid == p.uid) {
+            None => "gone",
+            Some(a) if a.terminating => "terminating",
+            Some(_) => "stayed",
+        };
+        pods.entry(p.fixture.clone())
+            .or_default()
+            .push(state.to_string());
+    }
+    pods.values_mut().for_each(|v| v.sort());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut named: Vec<String> = before
+        .iter()
+        .filter(|p| stderr.contains(&p.name))
+        .map(|p| p.fixture.clone())
+        .collect();
+    named.sort();
+    named.dedup();
+    let node_json = ctx.json(&["get", "node", node]);
+    Outcome {
+        pods,
+        named_on_stderr: named,
+        cordoned: node_json["spec"]["unschedulable"] == true,
+        success: out.status.success(),
+    }
+}
+
+fn reset_nodes(ctx: &Ctx) {
+    for n in ["worker-1", "worker-2", "worker-3", "worker-4"] {
+        ctx.set_schedulable(n, true);
+    }
+}
+
+/// Runs one scenario and returns (kubectl outcome, kubemaint outcome).
+fn scenario(
+    ctx: &Ctx,
+    name: &str,
+    fixtures: &[&str],
+    daemonset: bool,
+    flags: &[&str],
+) -> (Outcome, Outcome) {
+    let ns_a = format!("diff-{name}-kubectl");
+    let ns_b = format!("diff-{name}-kubemaint");
+    // Build A on worker-1 only, then B on worker-2 only.
+    for s in SPARES {
+        ctx.set_schedulable(s, false);
+    }
+    ctx.set_schedulable("worker-2", false);
+    ctx.set_schedulable("worker-1", true);
+    let before_a = build(ctx, &ns_a, "worker-1", fixtures, daemonset);
+    ctx.set_schedulable("worker-1", false);
+    ctx.set_schedulable("worker-2", true);
+    let before_b = build(ctx, &ns_b, "worker-2", fixtures, daemonset);
+    // Spares take rescheduled pods; the targets start uncordoned, as an operator finds them.
+    reset_nodes(ctx);
+    // Only the scenario's own pods are compared; kube-proxy is on every node alike.
+    let selector_flags: Vec<&str> = flags.to_vec();
+    let mut a_args = vec!["drain", "worker-1"];
+    a_args.extend(&selector_flags);
+    let out_a = ctx.kubectl(&a_args);
+    let mut b_args = vec!["drain", "worker-2"];
+    b_args.extend(&selector_flags);
+    let out_b = ctx.kubemaint(&b_args);
+    let a = outcome(ctx, &ns_a, "worker-1", &before_a, &out_a);
+    let b = outcome(ctx, &ns_b, "worker-2", &before_b, &out_b);
+    eprintln!(
+        "scenario {name}: kubectl {:?}\n--- kubectl stderr:\n{}\n--- kubemaint stdout:\n{}\n--- kubemaint stderr:\n{}",
+        out_a.status.code(),
+        String::from_utf8_lossy(&out_a.stderr),
+        String::from_utf8_lossy(&out_b.stdout),
+        String::from_utf8_lossy(&out_b.stderr)
+    );
+    ctx.kubectl(&["delete", "namespace", &ns_a, "--wait=false"]);
+    ctx.kubectl(&["delete", "namespace", &ns_b, "--wait=false"]);
+    reset_nodes(ctx);
+    (a, b)
+}
+
+#[test]
+fn kubemaint_drain_matches_kubectl_drain() {
+    assert!(
+        std::path::Path::new(KUBECTL).is_file(),
+        "{KUBECTL} missing: the machine image's kubectl package provides it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = UpOptions::new(dir.path(), 4);
+    opts.kubelets = KubeletMode::InProcess;
+    opts.sim = SimSettings {
+        ready_delay_ms: 300,
+        shutdown_delay_ms: 300,
+    };
+    let lab = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(Lab::up(opts))
+        .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let ctx = Ctx { lab };
+
+    let basics = [
+        "deploy",
+        "deploy-pdb",
+        "sts",
+        "bare",
+        "emptydir",
+        "finished",
+    ];
+    let cases: Vec<(&str, Vec<&str>, bool, Vec<&str>)> = vec![
+        // Filter errors fail the node before any eviction: DaemonSet, unreplicated, emptyDir.
+        ("no-flags", basics.to_vec(), true, vec!["--timeout=60s"]),
+        (
+            "all-flags",
+            basics.to_vec(),
+            true,
+            vec![
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                "--force",
+                "--timeout=60s",
+            ],
+        ),
+        (
+            "only-force",
+            vec!["deploy", "bare", "emptydir"],
+            false,
+            vec!["--force", "--ignore-daemonsets", "--timeout=60s"],
+        ),
+        (
+            "mirror-and-finished",
+            vec!["mirror", "finished", "deploy"],
+            true,
+            vec!["--ignore-daemonsets", "--timeout=60s"],
+        ),
+        (
+            "two-pdbs",
+            vec!["two-pdbs"],
+            false,
+            vec!["--ignore-daemonsets", "--timeout=15s"],
+        ),
+        (
+            "pdb-never",
+            vec!["pdb-never", "deploy"],
+            false,
+            vec!["--ignore-daemonsets", "--timeout=12s"],
+        ),
+        (
+            "disable-eviction",
+            vec!["pdb-never", "deploy"],
+            false,
+            vec!["--ignore-daemonsets", "--disable-eviction", "--timeout=60s"],
+        ),
+        (
+            "pod-selector",
+            vec!["deploy", "deploy-pdb"],
+            false,
+            vec![
+                "--ignore-daemonsets",
+                "--pod-selector=fixture=deploy",
+                "--timeout=60s",
+            ],
+        ),
+        (
+            "dry-run-client",
+            basics.to_vec(),
+            true,
+            vec![
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                "--force",
+                "--dry-run=client",
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, fixtures, ds, flags) in cases {
+        let (kubectl, kubemaint) = scenario(&ctx, name, &fixtures, ds, &flags);
+        if kubectl != kubemaint {
+            failures.push(format!(
+                "scenario {name} ({flags:?}):\n  kubectl:   {kubectl:?}\n  kubemaint: {kubemaint:?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "kubemaint differs from kubectl drain:\n{}",
+        failures.join("\n")
+    );
+}
