@@ -313,10 +313,33 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 }
 
+/// The last TLS error seen on a connection's reads and writes. With TLS 1.3 the server rejects
+/// a client certificate only after the handshake, so its alert surfaces in a later read that
+/// hyper reports as a bare "connection closed"; keeping it lets us name the real fault.
+#[derive(Debug, Clone, Default)]
+pub struct TlsNote(Arc<std::sync::Mutex<Option<rustls::Error>>>);
+
+impl TlsNote {
+    fn record<T>(&self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &r
+            && let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+            && let Ok(mut slot) = self.0.lock()
+        {
+            slot.get_or_insert_with(|| t.clone());
+        }
+        r
+    }
+
+    /// The TLS error recorded, if any.
+    pub fn get(&self) -> Option<rustls::Error> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
+}
+
 /// A plain or TLS TCP stream.
 enum Stream {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<TcpStream>>, TlsNote),
 }
 
 impl AsyncRead for Stream {
@@ -327,7 +350,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Tls(s, n) => n.record(Pin::new(s.as_mut()).poll_read(cx, buf)),
         }
     }
 }
@@ -340,19 +363,19 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Tls(s, n) => n.record(Pin::new(s.as_mut()).poll_write(cx, buf)),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Tls(s, n) => n.record(Pin::new(s.as_mut()).poll_flush(cx)),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
     fn poll_write_vectored(
@@ -362,13 +385,13 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::Tls(s, n) => n.record(Pin::new(s.as_mut()).poll_write_vectored(cx, bufs)),
         }
     }
     fn is_write_vectored(&self) -> bool {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
+            Stream::Tls(s, _) => s.is_write_vectored(),
         }
     }
 }
@@ -378,6 +401,7 @@ async fn dial(
     host: String,
     port: u16,
     tls: Option<Arc<rustls::ClientConfig>>,
+    note: TlsNote,
 ) -> io::Result<TokioIo<Stream>> {
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
     let _ = tcp.set_nodelay(true);
@@ -387,7 +411,7 @@ async fn dial(
     let name = ServerName::try_from(host.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let stream = TlsConnector::from(config).connect(name, tcp).await?;
-    Ok(TokioIo::new(Stream::Tls(Box::new(stream))))
+    Ok(TokioIo::new(Stream::Tls(Box::new(stream), note)))
 }
 
 /// A gRPC connection to one member.
@@ -398,6 +422,7 @@ pub struct MemberClient {
     pub client: Client,
     command_timeout: Duration,
     tls_files: TlsFiles,
+    note: TlsNote,
 }
 
 impl std::fmt::Debug for MemberClient {
@@ -430,16 +455,26 @@ impl MemberClient {
             None
         };
         let tls_files = tls.map_or_else(|| config.tls.clone(), |t| t.files.clone());
-        let uri: Uri = endpoint.url().parse().map_err(|e: http::uri::InvalidUri| {
-            ConfigError::BadEndpoint {
-                endpoint: endpoint.original.clone(),
-                why: e.to_string(),
-            }
-        })?;
+        // We do TLS in our own connector; tonic must see http:// or it insists on its own TLS.
+        let plain = Endpoint {
+            tls: false,
+            ..endpoint.clone()
+        };
+        let uri: Uri =
+            plain
+                .url()
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| ConfigError::BadEndpoint {
+                    endpoint: endpoint.original.clone(),
+                    why: e.to_string(),
+                })?;
         let host = endpoint.host.clone();
         let port = endpoint.port;
-        let connector =
-            tower::service_fn(move |_: Uri| dial(host.clone(), port, tls_config.clone()));
+        let note = TlsNote::default();
+        let dial_note = note.clone();
+        let connector = tower::service_fn(move |_: Uri| {
+            dial(host.clone(), port, tls_config.clone(), dial_note.clone())
+        });
         let channel_builder = TonicEndpoint::from(uri)
             .connect_timeout(config.dial_timeout)
             .initial_stream_window_size(STREAM_WINDOW)
@@ -460,7 +495,15 @@ impl MemberClient {
                     flag: "--dial-timeout",
                 });
             }
-            Ok(Err(e)) => return Err(explain_error(endpoint, &tls_files, "connecting", &e)),
+            Ok(Err(e)) => {
+                return Err(explain_error(
+                    endpoint,
+                    &tls_files,
+                    Some(&note),
+                    "connecting",
+                    &e,
+                ));
+            }
             Ok(Ok(c)) => c,
         };
         let options = config
@@ -478,12 +521,13 @@ impl MemberClient {
             after: config.dial_timeout + config.command_timeout,
             flag: "--command-timeout",
         })?
-        .map_err(|e| explain_error(endpoint, &tls_files, "authenticating", &e))?;
+        .map_err(|e| explain_error(endpoint, &tls_files, Some(&note), "authenticating", &e))?;
         Ok(MemberClient {
             endpoint: endpoint.clone(),
             client,
             command_timeout: config.command_timeout,
             tls_files,
+            note,
         })
     }
 
@@ -511,9 +555,14 @@ impl MemberClient {
         &self.tls_files
     }
 
+    /// TLS errors seen on this connection (for error messages).
+    pub fn tls_note(&self) -> &TlsNote {
+        &self.note
+    }
+
     /// Turns a transport or gRPC error into a message that names the fault.
     pub fn explain(&self, what: &str, err: &(dyn std::error::Error + 'static)) -> ClientError {
-        explain_error(&self.endpoint, &self.tls_files, what, err)
+        explain_error(&self.endpoint, &self.tls_files, Some(&self.note), what, err)
     }
 }
 
@@ -557,12 +606,14 @@ fn find_cause(
 pub fn explain_error(
     endpoint: &Endpoint,
     tls: &TlsFiles,
+    note: Option<&TlsNote>,
     what: &str,
     err: &(dyn std::error::Error + 'static),
 ) -> ClientError {
     use rustls::{AlertDescription as A, CertificateError as C};
     let ep = endpoint.to_string();
     let (tls_err, io_kind, innermost) = find_cause(err);
+    let tls_err = tls_err.or_else(|| note.and_then(TlsNote::get));
     let ca = tls
         .cacert
         .as_ref()

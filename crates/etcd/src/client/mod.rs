@@ -12,7 +12,7 @@ pub mod kubeadm;
 pub mod select;
 
 pub use config::{ConnectionArgs, ConnectionConfig, Endpoint, TlsFiles, resolve};
-pub use connect::{ClientError, MemberClient, TlsMaterial};
+pub use connect::{ClientError, MemberClient, TlsMaterial, TlsNote};
 pub use select::{Choice, MemberInfo, MemberStatus, NoMember, Probe};
 
 /// Asks one member for its status.
@@ -153,6 +153,7 @@ pub struct SnapshotStream {
     stream: etcd_client::SnapshotStreaming,
     endpoint: Endpoint,
     tls: TlsFiles,
+    note: connect::TlsNote,
 }
 
 impl std::fmt::Debug for SnapshotStream {
@@ -173,6 +174,7 @@ impl MemberClient {
             stream,
             endpoint: self.endpoint.clone(),
             tls: self.tls_files().clone(),
+            note: self.tls_note().clone(),
         })
     }
 }
@@ -184,10 +186,14 @@ impl crate::save::ChunkSource for SnapshotStream {
         match self.stream.message().await {
             Ok(Some(msg)) => Ok(Some((msg.remaining_bytes(), SnapshotBlob(msg)))),
             Ok(None) => Ok(None),
-            Err(e) => Err(
-                connect::explain_error(&self.endpoint, &self.tls, "snapshot stream", &e)
-                    .to_string(),
-            ),
+            Err(e) => Err(connect::explain_error(
+                &self.endpoint,
+                &self.tls,
+                Some(&self.note),
+                "snapshot stream",
+                &e,
+            )
+            .to_string()),
         }
     }
 }

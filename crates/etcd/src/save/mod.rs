@@ -15,6 +15,7 @@
 //! Hashing and writing run on their own thread, fed through a small bounded channel, so the
 //! network side keeps receiving while the disk side works; memory stays bounded by the channel.
 
+pub mod fromfile;
 pub mod manifest;
 
 use std::fs::{File, OpenOptions};

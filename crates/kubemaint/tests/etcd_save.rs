@@ -1,0 +1,566 @@
+//! `kubemaint etcd snapshot save` against real etcd 3.4.23 and 3.5.1 with TLS client-certificate
+//! auth (kubeadm-shaped PKI from `kubemaint_lab`), data written through the real `etcdctl`, and
+//! results checked with the real `etcdctl snapshot save` and `etcdutl snapshot status` (3.5.1).
+//!
+//! Needs `kubemaint-lab prepare` (the tests fail, naming what is missing, if it was not run).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kubemaint_lab::binaries::{Binaries, EtcdVersion};
+use kubemaint_lab::etcd::{EtcdOptions, EtcdServer};
+use kubemaint_lab::pki::Pki;
+use sha2::{Digest, Sha256};
+
+const KUBEMAINT: &str = env!("CARGO_BIN_EXE_kubemaint");
+
+fn binaries() -> Binaries {
+    Binaries::locate().unwrap_or_else(|e| panic!("real etcd binaries are needed: {e}"))
+}
+
+fn start(version: EtcdVersion, dir: &Path, extra: &[&str]) -> EtcdServer {
+    let mut opts = EtcdOptions::new(version, dir);
+    opts.extra_args = extra.iter().map(|s| s.to_string()).collect();
+    EtcdServer::start(&binaries(), opts)
+        .unwrap_or_else(|e| panic!("cannot start etcd {}: {e}", version.as_str()))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Writes Kubernetes-shaped keys through etcdctl: a few hundred objects via `etcdctl txn`
+/// (128 puts per transaction), then updates and deletes so there is history.
+fn seed(etcd: &EtcdServer) {
+    for batch in 0..3 {
+        // etcdctl txn's interactive format: compares, blank line, success ops, blank line,
+        // failure ops, blank line.
+        let mut script = String::from("\n");
+        for i in 0..100 {
+            let (res, ns) = match i % 4 {
+                0 => ("pods", "default"),
+                1 => ("configmaps", "kube-system"),
+                2 => ("secrets", "demo"),
+                _ => ("services/specs", "default"),
+            };
+            let value = format!("kind={res};n={i};pad={}", "x".repeat(200 + i * 7));
+            script.push_str(&format!(
+                "put /registry/{res}/{ns}/obj-{batch}-{i} {value}\n"
+            ));
+        }
+        script.push_str("\n\n");
+        let mut child = etcd
+            .etcdctl()
+            .arg("txn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn etcdctl txn");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("SUCCESS"),
+            "etcdctl txn failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    run_ok(
+        etcd.etcdctl()
+            .args(["put", "/registry/pods/default/obj-0-0", "updated"]),
+    );
+    run_ok(
+        etcd.etcdctl()
+            .args(["del", "/registry/secrets/demo/obj-1-2"]),
+    );
+    run_ok(
+        etcd.etcdctl()
+            .args(["put", "/registry/minions/node-1", "{\"kind\":\"Node\"}"]),
+    );
+}
+
+fn kubemaint(args: &[&str]) -> Output {
+    Command::new(KUBEMAINT)
+        .args(args)
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .env_remove("ETCDCTL_CACERT")
+        .env_remove("ETCDCTL_CERT")
+        .env_remove("ETCDCTL_KEY")
+        .output()
+        .expect("run kubemaint")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn save_args<'a>(etcd: &'a EtcdServer, pki: &'a str, file: &'a str) -> Vec<&'a str> {
+    vec![
+        "etcd",
+        "snapshot",
+        "save",
+        file,
+        "--endpoints",
+        &etcd.client_url,
+        "--pki-dir",
+        pki,
+        "--no-progress",
+    ]
+}
+
+/// `etcdutl snapshot status -w json` (3.5.1): hash, revision, totalKey, totalSize.
+fn etcdutl_status(file: &Path) -> serde_json::Value {
+    let out = run_ok(
+        Command::new(binaries().etcdutl())
+            .args(["snapshot", "status", "-w", "json"])
+            .arg(file),
+    );
+    serde_json::from_slice(&out.stdout).expect("etcdutl status json")
+}
+
+fn check_save_against_etcdctl(version: EtcdVersion) {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = start(version, dir.path(), &[]);
+    seed(&etcd);
+    let pki = etcd.pki.dir.display().to_string();
+    let ours = dir.path().join("ours.db");
+    let theirs = dir.path().join("etcdctl.db");
+
+    let out = kubemaint(&save_args(&etcd, &pki, ours.to_str().unwrap()));
+    assert!(
+        out.status.success(),
+        "kubemaint save failed: {}",
+        text(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("Snapshot saved at {}", ours.display())),
+        "{}",
+        text(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("Taking the snapshot from {}", etcd.client_url)),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.path().join("ours.db.part").exists());
+
+    run_ok(etcd.etcdctl().args(["snapshot", "save"]).arg(&theirs));
+
+    // The file format: bbolt image + SHA-256 of it, mode 0600.
+    let bytes = std::fs::read(&ours).unwrap();
+    assert_eq!(bytes.len() % 512, 32, "size must be 32 mod 512");
+    let (db, trailer) = bytes.split_at(bytes.len() - 32);
+    assert_eq!(Sha256::digest(db).as_slice(), trailer);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&ours).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Same figures from etcdutl for both files, and (no writes in between) the same bytes.
+    let a = etcdutl_status(&ours);
+    let b = etcdutl_status(&theirs);
+    for field in ["hash", "revision", "totalKey", "totalSize"] {
+        assert_eq!(a[field], b[field], "{field}: ours {a} vs etcdctl's {b}");
+    }
+    // 3 transactions of 100 puts, then a put, a delete and a put: revision 7.
+    assert_eq!(a["revision"], 7, "{a}");
+    let theirs_bytes = std::fs::read(&theirs).unwrap();
+    assert!(
+        bytes == theirs_bytes,
+        "our snapshot differs from etcdctl's of the same revision ({} vs {} bytes)",
+        bytes.len(),
+        theirs_bytes.len()
+    );
+
+    // The manifest.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("ours.db.manifest.json"))
+            .expect("manifest beside the snapshot"),
+    )
+    .unwrap();
+    assert_eq!(manifest["revision"], a["revision"], "{manifest}");
+    assert_eq!(manifest["revision_source"], "snapshot-file");
+    assert_eq!(manifest["etcd_version"], version.as_str());
+    assert_eq!(manifest["db_size"].as_u64().unwrap() as usize, db.len());
+    assert_eq!(
+        manifest["file_size"].as_u64().unwrap() as usize,
+        bytes.len()
+    );
+    let hex: String = trailer.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(manifest["sha256"], hex);
+    assert_eq!(manifest["members"].as_array().unwrap().len(), 1);
+    assert_eq!(manifest["members"][0]["name"], "lab");
+    assert_eq!(manifest["source"]["name"], "lab");
+    assert_eq!(manifest["source"]["endpoint"], etcd.client_url);
+    assert_eq!(manifest["cluster_id"].as_str().unwrap().len(), 16);
+
+    // HashKV: the hash computed from the file equals the live member's at that revision.
+    let again = dir.path().join("again.db");
+    let mut args = save_args(&etcd, &pki, again.to_str().unwrap());
+    args.push("--verify-hash-kv");
+    args.extend(["-o", "json"]);
+    let out = kubemaint(&args);
+    assert!(
+        out.status.success(),
+        "save --verify-hash-kv failed: {}",
+        text(&out)
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("-o json prints the manifest");
+    assert_eq!(m["hash_kv"]["members"][0]["result"], "match", "{m}");
+    assert_eq!(m["hash_kv"]["revision"], a["revision"]);
+    // And etcdctl agrees on the live hash.
+    let out = run_ok(etcd.etcdctl().args(["endpoint", "hashkv", "-w", "json"]));
+    let live: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        live[0]["HashKV"]["hash"], m["hash_kv"]["file_hash"],
+        "{live}"
+    );
+}
+
+#[test]
+fn save_matches_etcdctl_on_etcd_3_4() {
+    check_save_against_etcdctl(EtcdVersion::V3_4);
+}
+
+#[test]
+fn save_matches_etcdctl_on_etcd_3_5() {
+    check_save_against_etcdctl(EtcdVersion::V3_5);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn assert_fails_with(out: &Output, needles: &[&str], file: &Path) {
+    assert!(!out.status.success(), "should fail: {}", text(out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for n in needles {
+        assert!(
+            stderr.contains(n),
+            "stderr should mention {n:?}: {}",
+            text(out)
+        );
+    }
+    assert!(!file.exists(), "nothing may be left at {}", file.display());
+}
+
+#[test]
+fn connection_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = start(EtcdVersion::V3_4, dir.path(), &[]);
+    let other = Pki::at(dir.path().join("other-pki"));
+    other.generate().expect("second PKI");
+    let (ca, cert, key) = etcd.client_tls();
+    let (other_cert, other_key) = other.etcd_healthcheck_client();
+    let file = dir.path().join("s.db");
+    let f = file.to_str().unwrap();
+    let s = |p: &Path| p.display().to_string();
+
+    // A CA that did not sign etcd's server certificate.
+    let out = kubemaint(&[
+        "etcd",
+        "snapshot",
+        "save",
+        f,
+        "--endpoints",
+        &etcd.client_url,
+        "--cacert",
+        &s(&other.etcd_ca()),
+        "--cert",
+        &s(&cert),
+        "--key",
+        &s(&key),
+    ]);
+    assert_fails_with(
+        &out,
+        &["is not trusted", "--cacert", &s(&other.etcd_ca())],
+        &file,
+    );
+
+    // A client certificate from another CA.
+    let out = kubemaint(&[
+        "etcd",
+        "snapshot",
+        "save",
+        f,
+        "--endpoints",
+        &etcd.client_url,
+        "--cacert",
+        &s(&ca),
+        "--cert",
+        &s(&other_cert),
+        "--key",
+        &s(&other_key),
+    ]);
+    assert_fails_with(
+        &out,
+        &["rejected our client certificate", &s(&other_cert)],
+        &file,
+    );
+
+    // No client certificate at all.
+    let out = kubemaint(&[
+        "etcd",
+        "snapshot",
+        "save",
+        f,
+        "--endpoints",
+        &etcd.client_url,
+        "--cacert",
+        &s(&ca),
+    ]);
+    assert_fails_with(&out, &["requires a client certificate", "--pki-dir"], &file);
+
+    // Nothing listening.
+    let dead = format!("https://127.0.0.1:{}", free_port());
+    let out = kubemaint(&[
+        "etcd",
+        "snapshot",
+        "save",
+        f,
+        "--endpoints",
+        &dead,
+        "--pki-dir",
+        &s(&etcd.pki.dir),
+    ]);
+    assert_fails_with(
+        &out,
+        &["cannot connect to etcd at", &dead, "connection refused"],
+        &file,
+    );
+
+    // A --pki-dir that is not one: a usage error (exit 2) naming what was looked for.
+    let out = kubemaint(&["etcd", "snapshot", "save", f, "--pki-dir", &s(dir.path())]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("etcd/ca.crt"),
+        "{}",
+        text(&out)
+    );
+    assert!(!file.exists());
+}
+
+#[test]
+fn connection_sources_env_kubeadm_and_several_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = start(EtcdVersion::V3_5, dir.path(), &[]);
+    run_ok(
+        etcd.etcdctl()
+            .args(["put", "/registry/pods/default/a", "1"]),
+    );
+    let (ca, cert, key) = etcd.client_tls();
+
+    // etcdctl's environment variables alone.
+    let file = dir.path().join("env.db");
+    let out = Command::new(KUBEMAINT)
+        .args([
+            "etcd",
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+            "--no-progress",
+        ])
+        .env("ETCDCTL_ENDPOINTS", &etcd.client_url)
+        .env("ETCDCTL_CACERT", &ca)
+        .env("ETCDCTL_CERT", &cert)
+        .env("ETCDCTL_KEY", &key)
+        .env("ETCDCTL_DIAL_TIMEOUT", "3s")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ETCDCTL_* save failed: {}",
+        text(&out)
+    );
+    assert!(file.is_file());
+
+    // kubeadm's static pod manifest, pointing at the lab's PKI and client URL.
+    let p = |rel: &str| etcd.pki.path(rel).display().to_string();
+    let manifest = dir.path().join("etcd.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n  namespace: kube-system\nspec:\n  containers:\n  - name: etcd\n    image: k8s.gcr.io/etcd:3.5.1-0\n    command:\n    - etcd\n    - --advertise-client-urls={url}\n    - --cert-file={server}\n    - --client-cert-auth=true\n    - --key-file={server_key}\n    - --listen-client-urls={url}\n    - --name=lab\n    - --peer-cert-file={peer}\n    - --trusted-ca-file={ca}\n",
+            url = etcd.client_url,
+            server = p("etcd/server.crt"),
+            server_key = p("etcd/server.key"),
+            peer = p("etcd/peer.crt"),
+            ca = p("etcd/ca.crt"),
+        ),
+    )
+    .unwrap();
+    let file = dir.path().join("kubeadm.db");
+    let out = kubemaint(&[
+        "etcd",
+        "snapshot",
+        "save",
+        file.to_str().unwrap(),
+        "--no-progress",
+        &format!("--kubeadm={}", manifest.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "--kubeadm save failed: {}",
+        text(&out)
+    );
+    assert!(file.is_file());
+
+    // Several endpoints, one dead: the live voting member is chosen and named.
+    let dead = format!("https://127.0.0.1:{}", free_port());
+    let file = dir.path().join("multi.db");
+    let out = kubemaint(&[
+        "etcd",
+        "snapshot",
+        "save",
+        file.to_str().unwrap(),
+        "--no-progress",
+        "--endpoints",
+        &format!("{dead},{}", etcd.client_url),
+        "--pki-dir",
+        &etcd.pki.dir.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "multi-endpoint save failed: {}",
+        text(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("Taking the snapshot from {}", etcd.client_url)),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stderr.contains(&format!("not using {dead}: cannot connect")),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Grows the database to about `mib` MiB through etcdctl (1 MiB values; old revisions are kept).
+fn grow(etcd: &EtcdServer, mib: usize) {
+    let value: Vec<u8> = (0..1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8 | 1)
+        .collect();
+    let value = String::from_utf8_lossy(&value).replace('\u{FFFD}', "x");
+    let value = &value[..1_000_000.min(value.len())];
+    let mut children = Vec::new();
+    for i in 0..mib {
+        let mut c = etcd
+            .etcdctl()
+            .args(["put", &format!("/registry/configmaps/big/cm-{}", i % 8)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+        children.push(c);
+        if children.len() == 4 {
+            for c in children.drain(..) {
+                let out = c.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "etcdctl put: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    for c in children {
+        assert!(c.wait_with_output().unwrap().status.success());
+    }
+}
+
+#[test]
+fn killed_save_leaves_nothing_at_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = start(EtcdVersion::V3_5, dir.path(), &[]);
+    grow(&etcd, 160);
+    let file = dir.path().join("big.db");
+    let part = dir.path().join("big.db.part");
+    let pki = etcd.pki.dir.display().to_string();
+    let mut child = Command::new(KUBEMAINT)
+        .args(save_args(&etcd, &pki, file.to_str().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the transfer is under way, then SIGKILL (no chance to clean up).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::fs::metadata(&part).is_ok_and(|m| m.len() > 8 << 20) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the save finished ({status}) before it could be killed midway; grow the database"
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the save never started streaming"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    assert!(!file.exists(), "a killed save must leave nothing at FILE");
+    assert!(
+        partial > 0,
+        "the killed save's .part should still be there (it cannot clean up after SIGKILL)"
+    );
+
+    // The next save removes the leftover and completes.
+    let out = kubemaint(&save_args(&etcd, &pki, file.to_str().unwrap()));
+    assert!(
+        out.status.success(),
+        "save after kill failed: {}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("left by an interrupted save"),
+        "{}",
+        text(&out)
+    );
+    assert!(!part.exists());
+    let status = etcdutl_status(&file);
+    assert!(
+        status["totalSize"].as_u64().unwrap() > 100 << 20,
+        "{status}"
+    );
+}
