@@ -12,6 +12,9 @@ pub mod format;
 mod read;
 pub mod write;
 
+#[cfg(test)]
+mod tests;
+
 pub use read::{Bucket, Buckets, Cursor, Db, Entry, MetaState, Page};
 
 use std::path::PathBuf;
