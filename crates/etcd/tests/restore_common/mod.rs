@@ -315,21 +315,25 @@ fn b64(s: &str) -> Vec<u8> {
 /// Writes a varied data set through etcdctl: puts, overwrites, deletes, a large value spanning
 /// several bbolt pages, and a lease-attached key. `prefix` chooses Kubernetes-like keys or not.
 pub fn write_data(e: &Etcd, prefix: &str, n: usize) {
-    // `etcdctl txn` batches many puts per process.
-    let mut txn = String::from("\n\n");
+    // `etcdctl txn` batches many puts per process: an empty compare section, the puts as the
+    // success branch, an empty failure branch (each section ends with an empty line).
+    let mut txn = String::from("\n");
+    let mut ops = 0;
     for i in 0..n {
         txn.push_str(&format!(
             "put {prefix}key-{i:04} \"value-{i}-{}\"\n",
             "x".repeat(i % 97)
         ));
-        if txn.len() > 8000 {
-            txn.push('\n');
+        ops += 1;
+        if ops == 100 || i + 1 == n {
+            txn.push_str("\n\n");
             run_txn(e, &txn);
-            txn = String::from("\n\n");
+            txn = String::from("\n");
+            ops = 0;
         }
     }
-    txn.push('\n');
-    run_txn(e, &txn);
+    let (kvs, _) = all_kvs(e);
+    assert!(kvs.len() >= n, "the txn puts landed ({} keys)", kvs.len());
     for i in (0..n).step_by(7) {
         e.ctl_ok(&[
             "put",
