@@ -77,6 +77,20 @@ pub enum LabError {
     Invalid(String),
 }
 
+/// Audit only the requests of people and tools (kubectl, kubemaint): one `Metadata` event per
+/// request in `DIR/logs/audit.log`, with the user agent, so benchmarks can count API requests.
+/// Control-plane components and the simulated kubelets are left out.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: None
+  users: [lab-kubelet, system:kube-controller-manager, system:kube-scheduler, system:apiserver, system:kube-proxy]
+- level: None
+  userGroups: [system:serviceaccounts, system:nodes]
+- level: Metadata
+";
+
 /// How to bring a lab up.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -190,6 +204,12 @@ impl Lab {
             &creds.controller_manager,
         )?;
         write_conf("scheduler.conf", "system:kube-scheduler", &creds.scheduler)?;
+        write_conf("kubelet.conf", crate::pki::KUBELET_USER, &creds.kubelet)?;
+        let audit_policy = dir.join("audit-policy.yaml");
+        std::fs::write(&audit_policy, AUDIT_POLICY).map_err(|source| LabError::Io {
+            path: audit_policy.clone(),
+            source,
+        })?;
 
         let p = |rel: &str| pki.path(rel).display().to_string();
         let apiserver = Component {
@@ -228,6 +248,12 @@ impl Lab {
                 "--service-cluster-ip-range=10.96.0.0/12".into(),
                 format!("--tls-cert-file={}", p("apiserver.crt")),
                 format!("--tls-private-key-file={}", p("apiserver.key")),
+                format!("--audit-policy-file={}", audit_policy.display()),
+                format!(
+                    "--audit-log-path={}",
+                    process::log_dir(&dir).join("audit.log").display()
+                ),
+                "--audit-log-maxsize=200".into(),
             ],
         };
         let conf = |f: &str| dir.join(f).display().to_string();

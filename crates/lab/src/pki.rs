@@ -176,6 +176,7 @@ impl Pki {
             admin: client("kubernetes-admin", &["system:masters"])?,
             controller_manager: client("system:kube-controller-manager", &[])?,
             scheduler: client("system:kube-scheduler", &[])?,
+            kubelet: client(KUBELET_USER, &["system:masters"])?,
         })
     }
 
@@ -277,7 +278,13 @@ pub struct ClientCredentials {
     pub controller_manager: (String, String),
     /// `system:kube-scheduler` (scheduler.conf).
     pub scheduler: (String, String),
+    /// The simulated kubelets' own identity (kubelet.conf), kept apart from the admin's so the
+    /// audit log can leave their traffic out.
+    pub kubelet: (String, String),
 }
+
+/// The user the simulated kubelets authenticate as.
+pub const KUBELET_USER: &str = "lab-kubelet";
 
 fn dn(cn: &str, org: &[&str]) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
