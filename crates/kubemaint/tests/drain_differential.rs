@@ -138,9 +138,8 @@ fn fixture_yaml(kind: &str) -> String {
             deploy("deploy-pdb", 2, "")
                 + &pdb("deploy-pdb", "fixture: deploy-pdb", "maxUnavailable: 1")
         }
-        "sts" => format!(
-            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: sts\n  namespace: NS\nspec:\n  serviceName: sts\n  replicas: 1\n  selector:\n    matchLabels:\n      fixture: sts\n  template:\n    metadata:\n      labels:\n        fixture: sts\n    spec:\n      terminationGracePeriodSeconds: 5\n      containers:\n      - name: c\n        image: registry.example/sts:1\n---\n"
-        ),
+        "sts" => "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: sts\n  namespace: NS\nspec:\n  serviceName: sts\n  replicas: 1\n  selector:\n    matchLabels:\n      fixture: sts\n  template:\n    metadata:\n      labels:\n        fixture: sts\n    spec:\n      terminationGracePeriodSeconds: 5\n      containers:\n      - name: c\n        image: registry.example/sts:1\n---\n"
+            .to_string(),
         "bare" => bare("bare", "", ""),
         "emptydir" => deploy(
             "emptydir",

@@ -138,7 +138,15 @@ fn print_preflight(plan: &DrainPlan) {
             NodeVerdict::Ready => "",
         };
         eprintln!("preflight: node/{}: {verdict}", n.node);
+        if n.verdict == NodeVerdict::FilterErrors {
+            continue;
+        }
         for b in &n.pdb_blockers {
+            // Paced budgets are normal operation, not a problem worth a line.
+            if b.kind == kubemaint_core::drain::pdb::BlockerKind::Paced {
+                tracing::info!("node/{}: {}", n.node, b.explanation);
+                continue;
+            }
             let pods: Vec<String> = b.pods.iter().map(ToString::to_string).collect();
             eprintln!(
                 "preflight: node/{}: {:?} [{}]: {}",

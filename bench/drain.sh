@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Drain benchmark, kubectl 1.27 vs kubemaint, side by side on one lab run.
+#
+# A Deployment of $PODS pods (default 60) under a PDB with maxUnavailable 1 is put on one worker;
+# simulated pods take $DELAY_MS (default 1500) to become Ready and to shut down. kubectl drains
+# worker-1, then the same setup is rebuilt on worker-2 and kubemaint drains it. Reported: wall
+# time and number of API requests of each tool (kubectl -v=6 request lines; kubemaint's kube
+# client "requesting" debug events), and kubemaint/kubectl ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${PROFILE:-release}
+pods=${PODS:-60}
+delay=${DELAY_MS:-1500}
+kubectl=${KUBECTL:-/usr/lib/google-cloud-sdk/bin/kubectl.1.27}
+flag=""; [ "$profile" = release ] && flag=--release
+cargo build $flag -p kubemaint -p kubemaint-lab --locked -q
+lab=target/$profile/kubemaint-lab
+km=target/$profile/kubemaint
+work=$(mktemp -d /tmp/kubemaint-bench-drain.XXXXXX)
+# Private copies: the shared target dir may be rebuilt by someone else meanwhile.
+cp "$lab" "$km" "$work/"; lab=$work/kubemaint-lab; km=$work/kubemaint
+dir=$work/lab
+trap '$lab down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+$lab up --dir "$dir" --workers 3 --ready-delay-ms "$delay" --shutdown-delay-ms "$delay" >/dev/null
+export KUBECONFIG=$dir/admin.conf
+k() { "$kubectl" "$@"; }
+now() { date +%s.%N; }
+
+# Put the workload (namespace bench-$1) on node $2 only, wait until every pod is Ready, then make
+# all workers schedulable again so evicted pods have somewhere to go.
+setup() {
+  local ns=bench-$1 node=$2
+  for n in worker-1 worker-2 worker-3; do
+    if [ "$n" = "$node" ]; then k uncordon "$n" >/dev/null; else k cordon "$n" >/dev/null; fi
+  done
+  k create namespace "$ns" >/dev/null
+  cat <<YAML | k apply -f - >/dev/null
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: $ns}
+spec:
+  replicas: $pods
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      terminationGracePeriodSeconds: 30
+      containers: [{name: c, image: registry.example/app:1}]
+---
+apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata: {name: app, namespace: $ns}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: app}}
+YAML
+  k -n "$ns" rollout status deploy/app --timeout=300s >/dev/null
+  for n in worker-1 worker-2 worker-3; do k uncordon "$n" >/dev/null; done
+  # Let the disruption controller see every pod healthy.
+  until [ "$(k -n "$ns" get pdb app -o jsonpath='{.status.disruptionsAllowed}')" = 1 ]; do sleep 0.5; done
+  echo "setup: $(k -n "$ns" get pods --field-selector spec.nodeName="$node" --no-headers | wc -l) pods on $node" >&2
+}
+
+setup kubectl worker-1
+t=$(now)
+k drain worker-1 --ignore-daemonsets --timeout=900s -v=6 >"$work/kubectl.out" 2>"$work/kubectl.err"
+kubectl_s=$(echo "$(now) - $t" | bc)
+kubectl_req=$(grep -cE ' (GET|POST|PUT|PATCH|DELETE) https://' "$work/kubectl.err" || true)
+k delete namespace bench-kubectl --wait=true >/dev/null
+k uncordon worker-1 >/dev/null
+
+setup kubemaint worker-2
+t=$(now)
+RUST_LOG=kube_client::client::builder=debug "$km" drain worker-2 --ignore-daemonsets --timeout=900s \
+  >"$work/kubemaint.out" 2>"$work/kubemaint.err"
+km_s=$(echo "$(now) - $t" | bc)
+km_req=$(grep -c 'requesting' "$work/kubemaint.err" || true)
+
+printf 'pods on the node: %s, Ready/shutdown delay: %s ms, PDB maxUnavailable 1\n' "$pods" "$delay"
+printf '%-10s %10s %10s\n' tool wall_s requests
+printf '%-10s %10.1f %10d\n' kubectl "$kubectl_s" "$kubectl_req"
+printf '%-10s %10.1f %10d\n' kubemaint "$km_s" "$km_req"
+printf 'ratio kubemaint/kubectl: wall %.2f, requests %.2f\n' \
+  "$(echo "$km_s / $kubectl_s" | bc -l)" "$(echo "$km_req / $kubectl_req" | bc -l)"
+tail -1 "$work/kubectl.out" "$work/kubemaint.out"
