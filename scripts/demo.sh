@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
 # The main job on the lab: bring a real control plane up with a demo workload, then run a
-# maintenance round on it with kubemaint.
+# maintenance round on it with kubemaint: back up etcd, drain a worker (plan first), bring it
+# back, and check the backup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cargo build --release --bins --locked
-bin=target/release
+if [ -z "${KUBEMAINT_BIN_DIR:-}" ]; then
+  cargo build --release --bins --locked
+  KUBEMAINT_BIN_DIR=target/release
+fi
+bin=$KUBEMAINT_BIN_DIR
 export KUBEMAINT_LAB_DIR=${KUBEMAINT_LAB_DIR:-/tmp/kubemaint-demo}
+backup=${KUBEMAINT_DEMO_BACKUP:-/tmp/kubemaint-demo-etcd.db}
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "prepare the lab's binaries (cached after the first run)"
 $bin/kubemaint-lab prepare
 $bin/kubemaint-lab down >/dev/null 2>&1 || true
+step "bring the lab up: real v1.20.2 control plane, etcd 3.4.23 with TLS, 1 control plane + 3 workers, demo workload"
 $bin/kubemaint-lab up --workers 3 --seed
 trap '$bin/kubemaint-lab down' EXIT
 eval "$($bin/kubemaint-lab env)"
 $bin/kubemaint-lab status
 kubectl get pods -n demo -o wide
-if $bin/kubemaint drain --help >/dev/null 2>&1 && ! $bin/kubemaint drain worker-1 --help 2>&1 | grep -q 'being implemented'; then
-  echo "== maintenance round: drain worker-1 (plan first), then uncordon"
-  $bin/kubemaint drain worker-1 --ignore-daemonsets --delete-emptydir-data --force --dry-run=client || true
-  $bin/kubemaint drain worker-1 --ignore-daemonsets --delete-emptydir-data --force
-  kubectl get pods -n demo -o wide
-  $bin/kubemaint uncordon worker-1
-  echo "== etcd backup: save, status, verify"
-  $bin/kubemaint etcd snapshot save /tmp/kubemaint-demo-etcd.db --pki-dir "$KUBEMAINT_LAB_DIR/pki" --endpoints "$ETCDCTL_ENDPOINTS"
-  $bin/kubemaint etcd snapshot status /tmp/kubemaint-demo-etcd.db
-  $bin/kubemaint etcd snapshot verify /tmp/kubemaint-demo-etcd.db
-fi
+
+step "back up etcd first (kubeadm layout: certificates found under --pki-dir)"
+$bin/kubemaint etcd snapshot save "$backup" --pki-dir "$KUBEMAINT_LAB_DIR/pki" --endpoints "$ETCDCTL_ENDPOINTS"
+$bin/kubemaint etcd snapshot verify "$backup"
+$bin/kubemaint etcd snapshot status "$backup"
+
+step "plan the drain of worker-1 (touches nothing)"
+$bin/kubemaint drain worker-1 --ignore-daemonsets --delete-emptydir-data --force --dry-run=client
+step "drain worker-1"
+$bin/kubemaint drain worker-1 --ignore-daemonsets --delete-emptydir-data --force
+kubectl get pods -n demo -o wide
+step "maintenance done: uncordon worker-1"
+$bin/kubemaint uncordon worker-1
+kubectl get nodes
