@@ -519,3 +519,42 @@ fn down_leaves_no_process_behind() {
         }
     }
 }
+
+#[test]
+fn init_containers_finished_pods_and_readiness_delays_are_simulated() {
+    apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: lifecycle\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: with-init\n  namespace: lifecycle\n  annotations:\n    lab.kubemaint.io/ready-delay-ms: \"2500\"\nspec:\n  initContainers:\n  - name: setup\n    image: registry.example/setup:1\n  containers:\n  - name: app\n    image: registry.example/app:1\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: fails\n  namespace: lifecycle\n  annotations:\n    lab.kubemaint.io/exit-after-ms: \"500\"\n    lab.kubemaint.io/exit-code: \"3\"\nspec:\n  restartPolicy: Never\n  containers:\n  - name: task\n    image: registry.example/task:1\n",
+    );
+    // Running but not yet Ready during the readiness delay.
+    let mut saw_running_unready = false;
+    wait_for("with-init Ready", Duration::from_secs(30), || {
+        let p = kubectl_json(&["get", "pod", "-n", "lifecycle", "with-init"]);
+        let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        saw_running_unready |= p["status"]["phase"] == "Running" && !ready;
+        ready
+    });
+    assert!(
+        saw_running_unready,
+        "the readiness delay shows as Running, not Ready"
+    );
+    let p = kubectl_json(&["get", "pod", "-n", "lifecycle", "with-init"]);
+    assert_eq!(
+        p["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object(),
+        true
+    );
+    wait_for("fails Failed", Duration::from_secs(30), || {
+        kubectl_json(&["get", "pod", "-n", "lifecycle", "fails"])["status"]["phase"] == "Failed"
+    });
+    let p = kubectl_json(&["get", "pod", "-n", "lifecycle", "fails"]);
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        3
+    );
+}
