@@ -545,10 +545,7 @@ fn init_containers_finished_pods_and_readiness_delays_are_simulated() {
         p["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"],
         "Completed"
     );
-    assert_eq!(
-        p["status"]["containerStatuses"][0]["state"]["running"].is_object(),
-        true
-    );
+    assert!(p["status"]["containerStatuses"][0]["state"]["running"].is_object());
     wait_for("fails Failed", Duration::from_secs(30), || {
         kubectl_json(&["get", "pod", "-n", "lifecycle", "fails"])["status"]["phase"] == "Failed"
     });
