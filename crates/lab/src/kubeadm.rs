@@ -19,7 +19,8 @@ pub const ETCD_IMAGE: &str = "k8s.gcr.io/etcd:3.4.13-0";
 /// CoreDNS image kubeadm v1.20 deploys.
 pub const COREDNS_IMAGE: &str = "k8s.gcr.io/coredns:1.7.0";
 
-async fn create<K>(api: &Api<K>, obj: Value) -> Result<(), LabError>
+/// Creates an object given as JSON; one that already exists is left as it is.
+pub(crate) async fn create<K>(api: &Api<K>, obj: Value) -> Result<(), LabError>
 where
     K: kube::Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
@@ -28,7 +29,7 @@ where
         .unwrap_or_default()
         .to_string();
     let typed: K = serde_json::from_value(obj)
-        .map_err(|e| LabError::Invalid(format!("bad built-in object {name}: {e}")))?;
+        .map_err(|e| LabError::Invalid(format!("bad lab object {name}: {e}")))?;
     match api.create(&PostParams::default(), &typed).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),

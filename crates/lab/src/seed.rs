@@ -10,33 +10,13 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::cluster::LabError;
+use crate::kubeadm::create;
 
 /// The namespace the seed workload lives in.
 pub const NAMESPACE: &str = "demo";
-
-async fn create<K>(api: &Api<K>, obj: Value) -> Result<(), LabError>
-where
-    K: kube::Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let typed: K = serde_json::from_value(obj)
-        .map_err(|e| LabError::Invalid(format!("bad seed object {name}: {e}")))?;
-    match api.create(&PostParams::default(), &typed).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(source) => Err(LabError::Kube {
-            context: format!("create {name}"),
-            source,
-        }),
-    }
-}
 
 /// A `policy/v1beta1` PodDisruptionBudget API (what a 1.20 server serves).
 pub fn pdb_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
