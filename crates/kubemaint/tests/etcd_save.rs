@@ -437,6 +437,33 @@ fn connection_sources_env_kubeadm_and_several_endpoints() {
     );
     assert!(file.is_file());
 
+    // --insecure-skip-tls-verify (only when asked): no CA, still a client certificate.
+    let file = dir.path().join("insecure.db");
+    let out = kubemaint(&[
+        "etcd",
+        "snapshot",
+        "save",
+        file.to_str().unwrap(),
+        "--no-progress",
+        "--endpoints",
+        &etcd.client_url,
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--insecure-skip-tls-verify",
+    ]);
+    assert!(
+        out.status.success(),
+        "--insecure-skip-tls-verify save failed: {}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NOT verified"),
+        "{}",
+        text(&out)
+    );
+
     // Several endpoints, one dead: the live voting member is chosen and named.
     let dead = format!("https://127.0.0.1:{}", free_port());
     let file = dir.path().join("multi.db");
