@@ -215,7 +215,7 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
         prev: &mut Option<&'a [u8]>,
         nesting: usize,
     ) -> Result<(), Error> {
-        if depth > MAX_TREE_DEPTH {
+        if depth + nesting > MAX_TREE_DEPTH {
             return Err(Error::TooDeep {
                 pgid,
                 max: MAX_TREE_DEPTH,
@@ -229,7 +229,9 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
         self.stats.max_depth = self.stats.max_depth.max(depth as u64);
         if page.is_leaf() {
             self.stats.leaf_pages += 1;
-            return self.walk_leaf(page, min_closed, max_open, prev, nesting);
+            // Nested buckets below this leaf count the pages above them toward the depth limit,
+            // which bounds the recursion as a whole.
+            return self.walk_leaf(page, min_closed, max_open, prev, nesting + depth);
         }
         if !page.is_branch() {
             return Err(Error::UnexpectedPageType {
