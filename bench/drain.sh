@@ -82,4 +82,4 @@ printf '%-10s %10.1f %10d\n' kubectl "$kubectl_s" "$kubectl_req"
 printf '%-10s %10.1f %10d\n' kubemaint "$km_s" "$km_req"
 printf 'ratio kubemaint/kubectl: wall %.2f, requests %.2f\n' \
   "$(echo "$km_s / $kubectl_s" | bc -l)" "$(echo "$km_req / $kubectl_req" | bc -l)"
-tail -1 "$work/kubectl.out" "$work/kubemaint.out"
+echo "kubectl: $(tail -n 1 "$work/kubectl.out")   kubemaint: $(tail -n 1 "$work/kubemaint.out")"

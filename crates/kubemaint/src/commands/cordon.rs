@@ -114,14 +114,15 @@ pub struct CordonResult {
 }
 
 /// Applies the cordon (`desired = true`) or uncordon decision to one node and returns the
-/// result; prints kubectl's line (or error line) unless `quiet`.
+/// result; prints kubectl's line on stdout (on stderr when `lines_to_stderr`, i.e. when stdout
+/// carries a JSON/YAML document) and errors on stderr.
 pub async fn apply(
     nodes_api: &Api<Node>,
     node: &Node,
     desired: bool,
     by: &str,
     dry_run: Option<DryRun>,
-    quiet: bool,
+    lines_to_stderr: bool,
 ) -> CordonResult {
     let name = node.metadata.name.clone().unwrap_or_default();
     let decision = if desired {
@@ -152,8 +153,9 @@ pub async fn apply(
         .strip_prefix(&format!("node/{name} "))
         .unwrap_or(&verb)
         .to_owned();
-    if !quiet {
+    {
         match &error {
+            None if lines_to_stderr => eprintln!("{verb}"),
             None => println!("{verb}"),
             Some(e) => eprintln!(
                 "error: unable to {} node \"{name}\": {e}",

@@ -102,24 +102,84 @@ impl Tracker {
     }
 }
 
-/// Starts a watch on all PDBs; the receiver changes whenever any PDB changes.
-pub fn watch_pdbs(
-    client: &kube::Client,
-    version: &str,
-) -> (watch::Receiver<u64>, tokio::task::JoinHandle<()>) {
-    let api: Api<DynamicObject> =
-        Api::all_with(client.clone(), &super::cluster::pdb_resource(version));
-    let (tx, rx) = watch::channel(0u64);
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
-    let handle = tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            if ev.is_ok() {
+/// Disruptions each PDB allows, kept current by a watch, handed out one eviction attempt at a
+/// time: a PDB-blocked pod retries as soon as its budget allows a disruption (instead of
+/// kubectl's fixed 5 s), and only as many pods retry as the budget allows, so a budget of 1
+/// does not draw a burst of refused requests from every waiting pod.
+#[derive(Clone)]
+pub struct PdbGate {
+    allowed: Arc<Mutex<BTreeMap<String, i64>>>,
+    changes: watch::Receiver<u64>,
+}
+
+fn pdb_entry(obj: &DynamicObject) -> (String, i64) {
+    let key = format!(
+        "{}/{}",
+        obj.metadata.namespace.as_deref().unwrap_or_default(),
+        obj.metadata.name.as_deref().unwrap_or_default()
+    );
+    let allowed = obj.data["status"]["disruptionsAllowed"]
+        .as_i64()
+        .unwrap_or(0);
+    (key, allowed)
+}
+
+impl PdbGate {
+    /// Starts a watch on all PDBs of `version`.
+    pub fn start(client: &kube::Client, version: &str) -> (Self, tokio::task::JoinHandle<()>) {
+        let api: Api<DynamicObject> =
+            Api::all_with(client.clone(), &super::cluster::pdb_resource(version));
+        let (tx, rx) = watch::channel(0u64);
+        let allowed: Arc<Mutex<BTreeMap<String, i64>>> = Arc::default();
+        let map = allowed.clone();
+        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        let handle = tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(ev) = stream.next().await {
+                let Ok(ev) = ev else { continue };
+                {
+                    let mut m = map.lock().expect("pdb map");
+                    match &ev {
+                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                            let (k, v) = pdb_entry(o);
+                            m.insert(k, v);
+                        }
+                        watcher::Event::Delete(o) => {
+                            m.remove(&pdb_entry(o).0);
+                        }
+                        watcher::Event::Init | watcher::Event::InitDone => {}
+                    }
+                }
                 tx.send_modify(|v| *v += 1);
             }
+        });
+        (
+            PdbGate {
+                allowed,
+                changes: rx,
+            },
+            handle,
+        )
+    }
+
+    /// A gate that never opens by itself (no watch): callers fall back to their retry delay.
+    pub fn inert() -> Self {
+        PdbGate {
+            allowed: Arc::default(),
+            changes: watch::channel(0).1,
         }
-    });
-    (rx, handle)
+    }
+
+    fn try_take(&self, key: &str) -> bool {
+        let mut m = self.allowed.lock().expect("pdb map");
+        match m.get_mut(key) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A pod currently refused by a PDB (for progress lines).
@@ -150,8 +210,8 @@ pub struct Remover {
     pub timeout_text: String,
     /// `--skip-wait-for-delete-timeout`.
     pub skip_wait_seconds: i64,
-    /// PDB change notifications.
-    pub pdb_changes: watch::Receiver<u64>,
+    /// Budgets' allowed disruptions, from a watch.
+    pub pdb_gate: PdbGate,
     /// Pod watch of the node.
     pub tracker: Tracker,
     /// Pods blocked right now.
@@ -234,19 +294,32 @@ impl Remover {
         }
     }
 
-    /// Sleeps `d`, waking early on a PDB change (if `wake_on_pdb`) or the deadline.
-    async fn pause(&self, d: Duration, wake_on_pdb: bool) {
-        let mut pdb = self.pdb_changes.clone();
-        pdb.mark_unchanged();
+    /// Sleeps `d`, or until the deadline.
+    async fn pause(&self, d: Duration) {
         let until = match self.deadline {
             Some(dl) => dl.min(Instant::now() + d),
             None => Instant::now() + d,
         };
-        tokio::select! {
-            _ = tokio::time::sleep_until(until) => {}
-            _ = pdb.changed(), if wake_on_pdb => {
-                // Let the disruption controller's status settle a moment after the change.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep_until(until).await;
+    }
+
+    /// Waits until budget `key` allows a disruption (taking it), or `d` passed, or the deadline.
+    async fn wait_for_budget(&self, key: &str, d: Duration) {
+        let until = match self.deadline {
+            Some(dl) => dl.min(Instant::now() + d),
+            None => Instant::now() + d,
+        };
+        let mut changes = self.pdb_gate.changes.clone();
+        loop {
+            if self.pdb_gate.try_take(key) {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return,
+                r = changes.changed() => if r.is_err() {
+                    tokio::time::sleep_until(until).await;
+                    return;
+                },
             }
         }
     }
@@ -330,10 +403,14 @@ impl Remover {
                         })
                         .what = what.clone();
                     blocked_by = Some(what);
-                    match retry_after_seconds {
+                    match (retry_after_seconds, &pdb) {
                         // Honour the server's hint; a PDB change cannot help before it.
-                        Some(s) => self.pause(Duration::from_secs(u64::from(s)), false).await,
-                        None => self.pause(self.retry_delay, true).await,
+                        (Some(s), _) => self.pause(Duration::from_secs(u64::from(s))).await,
+                        (None, Some(p)) => {
+                            self.wait_for_budget(&format!("{ns}/{p}"), self.retry_delay)
+                                .await
+                        }
+                        (None, None) => self.pause(self.retry_delay).await,
                     }
                 }
                 EvictionOutcome::Throttled {
@@ -342,7 +419,7 @@ impl Remover {
                 } => {
                     tracing::info!("eviction of {r} throttled: {message}");
                     let s = retry_after_seconds.unwrap_or(1);
-                    self.pause(Duration::from_secs(u64::from(s)), false).await;
+                    self.pause(Duration::from_secs(u64::from(s))).await;
                 }
                 EvictionOutcome::NamespaceTerminating {
                     pod_deleting: true, ..
@@ -351,7 +428,7 @@ impl Remover {
                     eprintln!(
                         "error when evicting pod \"{name}\" from terminating namespace \"{ns}\" (will retry after {delay}): {message}"
                     );
-                    self.pause(self.retry_delay, false).await;
+                    self.pause(self.retry_delay).await;
                 }
                 EvictionOutcome::MultiplePdb { message }
                 | EvictionOutcome::Failed { message, .. } => {

@@ -244,12 +244,12 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     // kubectl cordons every node first; a failed cordon is reported but does not stop it.
     let mut cordons = BTreeMap::new();
     for n in &nodes {
-        let r = cordon_cmd::apply(&nodes_api, n, true, "kubemaint/drain", dry_run, false).await;
+        let r = cordon_cmd::apply(&nodes_api, n, true, "kubemaint/drain", dry_run, machine).await;
         cordons.insert(r.node.clone(), r);
     }
 
     let pdb_watch = (dry_run.is_none() && matches!(method, RemovalMethod::Evict(_)))
-        .then(|| evict::watch_pdbs(&client, policy.pdb_version));
+        .then(|| evict::PdbGate::start(&client, policy.pdb_version));
     let mut outcomes = Vec::new();
     let mut pending = Vec::new();
     for (i, target) in targets.iter().enumerate() {
@@ -328,7 +328,7 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
                     &args,
                     method,
                     dry_run,
-                    pdb_watch.as_ref().map(|(rx, _)| rx.clone()),
+                    pdb_watch.as_ref().map(|(gate, _)| gate.clone()),
                     machine,
                     &mut outcome,
                 )
@@ -435,7 +435,7 @@ async fn drain_pods(
     args: &DrainArgs,
     method: RemovalMethod,
     dry_run: Option<DryRun>,
-    pdb_changes: Option<tokio::sync::watch::Receiver<u64>>,
+    pdb_gate: Option<evict::PdbGate>,
     machine: bool,
     outcome: &mut NodeOutcome,
 ) -> Result<(), String> {
@@ -456,7 +456,7 @@ async fn drain_pods(
         deadline,
         timeout_text: humantime::format_duration(args.timeout).to_string(),
         skip_wait_seconds: args.skip_wait_for_delete_timeout,
-        pdb_changes: pdb_changes.unwrap_or_else(|| tokio::sync::watch::channel(0).1),
+        pdb_gate: pdb_gate.unwrap_or_else(evict::PdbGate::inert),
         tracker,
         blocked: blocked.clone(),
         lines_to_stderr: machine,
@@ -510,11 +510,14 @@ async fn drain_pods(
         .map(|r| format!("pod/{}", r.pod.name))
         .collect();
     outcome.pods = results;
+    let mut errors = errors;
     if !blocked_dry.is_empty() {
-        eprintln!(
+        // kubectl retries these forever under server dry-run (the budget never moves); we stop
+        // and report the node as not drainable right now.
+        errors.push(format!(
             "server dry-run: evictions refused by a PodDisruptionBudget: {}",
             blocked_dry.join(", ")
-        );
+        ));
     }
     match kubemaint_core::drain::filters::aggregate(&errors) {
         None => Ok(()),

@@ -1,0 +1,295 @@
+//! kubemaint's "better than kubectl" drain behaviours, on a real lab: cordon ownership
+//! annotations, `--uncordon-on-failure` (and never undoing someone else's cordon), PDB
+//! blockers named with their numbers, the preflight deadlock verdict in the JSON report, and a
+//! server dry-run that ends (non-zero, naming the budget) instead of retrying forever.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kubemaint_lab::state::SimSettings;
+use kubemaint_lab::{KubeletMode, Lab, UpOptions};
+
+const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.27";
+
+struct Ctx {
+    lab: Lab,
+}
+
+impl Ctx {
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(self.lab.kubeconfig())
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+    fn apply(&self, yaml: &str) {
+        let mut child = Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(self.lab.kubeconfig())
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "apply failed: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    /// Runs kubemaint; fails the test if it runs longer than `limit`.
+    fn kubemaint(&self, args: &[&str], limit: Duration) -> (Output, String, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kubemaint"))
+            .arg("--kubeconfig")
+            .arg(self.lab.kubeconfig())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubemaint");
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                panic!("kubemaint {args:?} still running after {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = child.wait_with_output().unwrap();
+        let so = String::from_utf8_lossy(&out.stdout).into_owned();
+        let se = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!("kubemaint {args:?} -> {:?}\n{so}\n{se}", out.status.code());
+        (out, so, se)
+    }
+    fn node(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.kubectl_ok(&["get", "node", name, "-o", "json"])).unwrap()
+    }
+    fn wait_ready(&self, ns: &str, selector: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.kubectl_ok(&["get", "pods", "-n", ns, "-l", selector, "-o", "json"]);
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let ready = v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| {
+                    p["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                })
+                .count();
+            if ready >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pods {selector} in {ns} not Ready"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+fn annotations(node: &serde_json::Value) -> serde_json::Value {
+    node["metadata"]["annotations"].clone()
+}
+
+#[test]
+fn drain_improvements_on_the_lab() {
+    assert!(
+        std::path::Path::new(KUBECTL).is_file(),
+        "{KUBECTL} missing: the machine image's kubectl package provides it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = UpOptions::new(dir.path(), 3);
+    opts.kubelets = KubeletMode::InProcess;
+    opts.sim = SimSettings {
+        ready_delay_ms: 300,
+        shutdown_delay_ms: 300,
+    };
+    let lab = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(Lab::up(opts))
+        .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let ctx = Ctx { lab };
+    let quick = Duration::from_secs(60);
+
+    // 1. Cordon records ownership; uncordon removes it; no request when already cordoned.
+    let (out, so, _) = ctx.kubemaint(&["cordon", "worker-1"], quick);
+    assert!(out.status.success());
+    assert_eq!(so.trim(), "node/worker-1 cordoned");
+    let n = ctx.node("worker-1");
+    assert_eq!(n["spec"]["unschedulable"], true);
+    assert_eq!(
+        annotations(&n)["kubemaint.io/cordoned-by"],
+        "kubemaint/cordon"
+    );
+    assert!(annotations(&n)["kubemaint.io/cordoned-at"].is_string());
+    let (_, so, _) = ctx.kubemaint(&["cordon", "worker-1"], quick);
+    assert_eq!(so.trim(), "node/worker-1 already cordoned");
+    let (_, so, _) = ctx.kubemaint(&["uncordon", "worker-1"], quick);
+    assert_eq!(so.trim(), "node/worker-1 uncordoned");
+    let n = ctx.node("worker-1");
+    assert!(n["spec"]["unschedulable"].is_null());
+    assert!(annotations(&n)["kubemaint.io/cordoned-by"].is_null());
+    let (_, so, _) = ctx.kubemaint(&["uncordon", "worker-1", "--dry-run=client"], quick);
+    assert_eq!(so.trim(), "node/worker-1 already uncordoned (dry run)");
+
+    // 2. A failed drain: the cordon kubemaint made is undone with --uncordon-on-failure, kept
+    //    (and said so) without it, and a cordon made by someone else is never undone.
+    ctx.kubectl_ok(&["create", "namespace", "bare"]);
+    ctx.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lonely\n  namespace: bare\n  labels: {app: lonely}\nspec:\n  nodeName: worker-1\n  containers:\n  - name: c\n    image: registry.example/x:1\n",
+    );
+    ctx.wait_ready("bare", "app=lonely", 1);
+    let (out, _, se) = ctx.kubemaint(
+        &[
+            "drain",
+            "worker-1",
+            "--ignore-daemonsets",
+            "--uncordon-on-failure",
+        ],
+        quick,
+    );
+    assert!(!out.status.success());
+    assert!(
+        se.contains(
+            "cannot delete Pods declare no controller (use --force to override): bare/lonely"
+        ),
+        "{se}"
+    );
+    assert!(
+        ctx.node("worker-1")["spec"]["unschedulable"].is_null(),
+        "cordon not undone"
+    );
+    let (out, _, se) = ctx.kubemaint(&["drain", "worker-1", "--ignore-daemonsets"], quick);
+    assert!(!out.status.success());
+    assert!(
+        se.contains("node/worker-1 is left cordoned by kubemaint"),
+        "{se}"
+    );
+    assert_eq!(ctx.node("worker-1")["spec"]["unschedulable"], true);
+    ctx.kubemaint(&["uncordon", "worker-1"], quick);
+    ctx.kubectl_ok(&["cordon", "worker-1"]);
+    let (out, _, se) = ctx.kubemaint(
+        &[
+            "drain",
+            "worker-1",
+            "--ignore-daemonsets",
+            "--uncordon-on-failure",
+        ],
+        quick,
+    );
+    assert!(!out.status.success());
+    assert!(se.contains("was cordoned before kubemaint"), "{se}");
+    assert_eq!(
+        ctx.node("worker-1")["spec"]["unschedulable"],
+        true,
+        "someone else's cordon undone"
+    );
+    ctx.kubectl_ok(&["uncordon", "worker-1"]);
+
+    // 3. A PDB that can never allow an eviction: named with its numbers, the plan says
+    //    deadlock, and --timeout ends it.
+    ctx.kubectl_ok(&["create", "namespace", "never"]);
+    ctx.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: solo\n  namespace: never\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: solo}\n  template:\n    metadata:\n      labels: {app: solo}\n    spec:\n      nodeSelector: {kubernetes.io/hostname: worker-2}\n      containers:\n      - name: c\n        image: registry.example/solo:1\n---\napiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: solo\n  namespace: never\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels: {app: solo}\n",
+    );
+    ctx.wait_ready("never", "app=solo", 1);
+    // Let the disruption controller publish the budget's status.
+    std::thread::sleep(Duration::from_secs(2));
+    let (out, so, se) = ctx.kubemaint(
+        &[
+            "drain",
+            "worker-2",
+            "--ignore-daemonsets",
+            "--pod-selector=app=solo",
+            "--timeout=6s",
+            "-o",
+            "json",
+        ],
+        quick,
+    );
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_str(&so).expect("JSON report on stdout");
+    assert_eq!(
+        report["plan"]["nodes"][0]["verdict"], "pdb-deadlock",
+        "{report}"
+    );
+    let blockers = report["plan"]["nodes"][0]["pdb_blockers"].to_string();
+    assert!(
+        blockers.contains("never/solo") && blockers.contains("never-allows"),
+        "{blockers}"
+    );
+    assert!(
+        se.contains("The disruption budget solo needs 1 healthy pods and has 1 currently"),
+        "{se}"
+    );
+    assert!(se.contains("global timeout reached"), "{se}");
+    let pod = &report["nodes"][0]["pods"][0];
+    assert_eq!(pod["result"], "failed");
+    assert!(
+        pod["blocked_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("PDB never/solo"),
+        "{pod}"
+    );
+    assert_eq!(report["pending"][0], "worker-2");
+
+    // 4. Server dry-run evaluates the PDB and ends (kubectl would retry forever).
+    let (out, _, se) = ctx.kubemaint(
+        &[
+            "drain",
+            "worker-2",
+            "--ignore-daemonsets",
+            "--pod-selector=app=solo",
+            "--dry-run=server",
+        ],
+        quick,
+    );
+    assert!(
+        !out.status.success(),
+        "a blocked server dry-run must not report success"
+    );
+    assert!(
+        se.contains("server dry-run: evictions refused by a PodDisruptionBudget: never/solo"),
+        "{se}"
+    );
+    assert_eq!(
+        ctx.kubectl_ok(&[
+            "get",
+            "pods",
+            "-n",
+            "never",
+            "-l",
+            "app=solo",
+            "--no-headers"
+        ])
+        .lines()
+        .count(),
+        1
+    );
+}
