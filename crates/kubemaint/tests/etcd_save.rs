@@ -591,3 +591,199 @@ fn killed_save_leaves_nothing_at_file() {
         "{status}"
     );
 }
+
+/// Stops a member started with `kubemaint_lab::process::spawn` when the test ends.
+struct Stopper(std::path::PathBuf, kubemaint_lab::process::Managed);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        kubemaint_lab::process::stop(&self.0, &self.1, Duration::from_secs(10));
+    }
+}
+
+/// `etcdctl endpoint status -w json` of one endpoint: (member id, leader id, is learner).
+fn endpoint_status(etcd: &EtcdServer, url: &str) -> Option<(u64, u64, bool)> {
+    // Not `etcd.etcdctl()`: a second --endpoints would be appended to its own.
+    let (ca, cert, key) = etcd.client_tls();
+    let out = Command::new(binaries().etcdctl(EtcdVersion::V3_5))
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={url}"))
+        .arg(format!("--cacert={}", ca.display()))
+        .arg(format!("--cert={}", cert.display()))
+        .arg(format!("--key={}", key.display()))
+        .args(["endpoint", "status", "-w", "json"])
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let s = &v[0]["Status"];
+    Some((
+        s["header"]["member_id"].as_u64()?,
+        s["leader"].as_u64()?,
+        s["isLearner"].as_bool().unwrap_or(false),
+    ))
+}
+
+#[test]
+fn several_members_prefers_a_voting_follower_and_never_a_learner() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(EtcdVersion::V3_5, &dir.path().join("a"), &[]);
+    run_ok(a.etcdctl().args(["put", "/registry/pods/default/a", "1"]));
+    // Every member shares a's PKI (server and peer certificates are for 127.0.0.1).
+    let copy_pki = |to: &Path| {
+        run_ok(
+            Command::new("cp")
+                .arg("-r")
+                .arg(&a.pki.dir)
+                .arg(to.join("pki")),
+        );
+    };
+
+    // b: a second voting member.
+    let b_dir = dir.path().join("b");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    copy_pki(&b_dir);
+    let b_peer = format!("https://127.0.0.1:{}", free_port());
+    run_ok(
+        a.etcdctl()
+            .args(["member", "add", "b", "--peer-urls", &b_peer]),
+    );
+    let mut opts = EtcdOptions::new(EtcdVersion::V3_5, &b_dir);
+    opts.name = "b".into();
+    // Later flags win in etcd's flag parsing: join a's cluster at the announced peer URL.
+    opts.extra_args = vec![
+        format!("--listen-peer-urls={b_peer}"),
+        format!("--initial-advertise-peer-urls={b_peer}"),
+        format!("--initial-cluster=lab={},b={b_peer}", a.peer_url),
+        "--initial-cluster-state=existing".into(),
+    ];
+    let b = EtcdServer::start(&binaries(), opts)
+        .unwrap_or_else(|e| panic!("cannot start member b: {e}"));
+
+    // c: a learner (started by hand: the lab's health wait needs a voting member).
+    let c_dir = dir.path().join("c");
+    std::fs::create_dir_all(&c_dir).unwrap();
+    copy_pki(&c_dir);
+    let (c_client, c_peer) = (
+        format!("https://127.0.0.1:{}", free_port()),
+        format!("https://127.0.0.1:{}", free_port()),
+    );
+    // etcd refuses membership changes until the new member has been connected for a while.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = a
+            .etcdctl()
+            .args(["member", "add", "c", "--learner", "--peer-urls", &c_peer])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member add c: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let p = |rel: &str| c_dir.join("pki").join(rel).display().to_string();
+    let c_args: Vec<String> = vec![
+        "--name=c".into(),
+        format!("--data-dir={}", c_dir.join("data").display()),
+        format!("--listen-client-urls={c_client}"),
+        format!("--advertise-client-urls={c_client}"),
+        format!("--listen-peer-urls={c_peer}"),
+        format!("--initial-advertise-peer-urls={c_peer}"),
+        format!("--initial-cluster=lab={},b={b_peer},c={c_peer}", a.peer_url),
+        "--initial-cluster-state=existing".into(),
+        format!("--listen-metrics-urls=http://127.0.0.1:{}", free_port()),
+        format!("--cert-file={}", p("etcd/server.crt")),
+        format!("--key-file={}", p("etcd/server.key")),
+        "--client-cert-auth=true".into(),
+        format!("--trusted-ca-file={}", p("etcd/ca.crt")),
+        format!("--peer-cert-file={}", p("etcd/peer.crt")),
+        format!("--peer-key-file={}", p("etcd/peer.key")),
+        "--peer-client-cert-auth=true".into(),
+        format!("--peer-trusted-ca-file={}", p("etcd/ca.crt")),
+    ];
+    let c =
+        kubemaint_lab::process::spawn(&c_dir, "etcd", &binaries().etcd(EtcdVersion::V3_5), &c_args)
+            .expect("spawn learner c");
+    let _c = Stopper(c_dir.clone(), c);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !endpoint_status(&a, &c_client).is_some_and(|s| s.2) {
+        assert!(Instant::now() < deadline, "learner c did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Which of a and b leads?
+    let (a_id, leader, _) = endpoint_status(&a, &a.client_url).expect("status of a");
+    let (follower, leader_url) = if a_id == leader {
+        (&b.client_url, &a.client_url)
+    } else {
+        (&a.client_url, &b.client_url)
+    };
+
+    let pki = a.pki.dir.display().to_string();
+    let file = dir.path().join("multi.db");
+    let endpoints = format!("{c_client},{leader_url},{follower}");
+    let out = kubemaint(&[
+        "etcd",
+        "snapshot",
+        "save",
+        file.to_str().unwrap(),
+        "--no-progress",
+        "--endpoints",
+        &endpoints,
+        "--pki-dir",
+        &pki,
+        "--verify-hash-kv",
+    ]);
+    assert!(
+        out.status.success(),
+        "save from a 3-member cluster failed: {}",
+        text(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("Taking the snapshot from {follower}"))
+            && stderr.contains("healthy follower"),
+        "the voting follower should be chosen: {}",
+        text(&out)
+    );
+    assert!(
+        stderr.contains(&format!("not using {c_client}: is a learner")),
+        "{}",
+        text(&out)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("multi.db.manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["members"].as_array().unwrap().len(),
+        3,
+        "{manifest}"
+    );
+    assert_eq!(manifest["source"]["was_leader"], false);
+    // HashKV is asked of the voting members only, and both agree with the file.
+    let hk = manifest["hash_kv"]["members"].as_array().unwrap();
+    assert_eq!(hk.len(), 2, "{manifest}");
+    assert!(hk.iter().all(|m| m["result"] == "match"), "{manifest}");
+
+    // Only the learner given: refused, saying why.
+    let file = dir.path().join("learner.db");
+    let out = kubemaint(&[
+        "etcd",
+        "snapshot",
+        "save",
+        file.to_str().unwrap(),
+        "--endpoints",
+        &c_client,
+        "--pki-dir",
+        &pki,
+    ]);
+    assert_fails_with(
+        &out,
+        &["no healthy voting etcd member", "is a learner"],
+        &file,
+    );
+}
