@@ -4,11 +4,10 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use kubemaint_lab::testing::{Kubectl, wait_for};
 use kubemaint_lab::{KubeletMode, Lab, UpOptions};
-
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.27";
 
 fn kubemaint(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubemaint"))
@@ -30,23 +29,7 @@ fn ok(out: Output, what: &str) -> String {
 }
 
 fn kubectl(lab: &Lab, args: &[&str]) -> Output {
-    Command::new(KUBECTL)
-        .arg("--kubeconfig")
-        .arg(lab.kubeconfig())
-        .args(args)
-        .output()
-        .expect("run kubectl")
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    Kubectl::new(&lab.kubeconfig()).run(args)
 }
 
 fn up(dir: &Path) -> Lab {

@@ -18,6 +18,7 @@ pub mod pki;
 pub mod process;
 pub mod seed;
 pub mod state;
+pub mod testing;
 
 pub use binaries::{Binaries, EtcdVersion};
 pub use cluster::{KubeletMode, Lab, LabError, UpOptions};

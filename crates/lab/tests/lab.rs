@@ -7,9 +7,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kubemaint_lab::state::{LabState, SimSettings};
+use kubemaint_lab::testing::{KUBECTL_1_27 as KUBECTL, Kubectl, pod_ready, wait_for};
 use kubemaint_lab::{KubeletMode, Lab, UpOptions};
-
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.27";
 
 struct Shared {
     lab: Lab,
@@ -43,40 +42,20 @@ fn lab() -> &'static Lab {
     .lab
 }
 
+fn kc() -> Kubectl {
+    Kubectl::new(&lab().kubeconfig())
+}
+
 fn kubectl(args: &[&str]) -> Output {
-    Command::new(KUBECTL)
-        .arg("--kubeconfig")
-        .arg(lab().kubeconfig())
-        .args(args)
-        .output()
-        .expect("run kubectl")
+    kc().run(args)
 }
 
 fn kubectl_ok(args: &[&str]) -> String {
-    let out = kubectl(args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    kc().ok(args)
 }
 
 fn kubectl_json(args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    serde_json::from_str(&kubectl_ok(&all)).unwrap()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    kc().json(args)
 }
 
 fn node_ready(name: &str) -> Option<bool> {
@@ -95,28 +74,7 @@ fn set_node(name: &str, f: impl FnOnce(&mut kubemaint_lab::state::NodeSpec)) {
 }
 
 fn apply(yaml: &str) {
-    let mut child = Command::new(KUBECTL)
-        .arg("--kubeconfig")
-        .arg(lab().kubeconfig())
-        .args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kc().apply(yaml)
 }
 
 fn deployment(ns: &str, name: &str, replicas: u32, node_selector: Option<&str>) -> String {
@@ -137,12 +95,7 @@ fn running_pods(ns: &str) -> Vec<(String, String)> {
         .filter(|p| {
             p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
         })
-        .filter(|p| {
-            p["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-        })
+        .filter(|p| pod_ready(p))
         .map(|p| {
             (
                 p["metadata"]["name"].as_str().unwrap().to_string(),
@@ -234,20 +187,10 @@ fn custom_resources_work_with_the_patched_reflect2() {
     let mut created = false;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !created && Instant::now() < deadline {
-        let out = Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(lab().kubeconfig())
-            .args(["create", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().unwrap().write_all(b"apiVersion: lab.kubemaint.io/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: default\nspec:\n  size: 3\n  colors: [red, blue]\n")?;
-                c.wait_with_output()
-            })
-            .unwrap();
+        let out = kc().stdin(
+            &["create", "-f", "-"],
+            "apiVersion: lab.kubemaint.io/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: default\nspec:\n  size: 3\n  colors: [red, blue]\n",
+        );
         created =
             out.status.success() || String::from_utf8_lossy(&out.stderr).contains("AlreadyExists");
         if !created {
@@ -529,10 +472,7 @@ fn init_containers_finished_pods_and_readiness_delays_are_simulated() {
     let mut saw_running_unready = false;
     wait_for("with-init Ready", Duration::from_secs(30), || {
         let p = kubectl_json(&["get", "pod", "-n", "lifecycle", "with-init"]);
-        let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        });
+        let ready = pod_ready(&p);
         saw_running_unready |= p["status"]["phase"] == "Running" && !ready;
         ready
     });
