@@ -532,29 +532,27 @@ fn grow(etcd: &EtcdServer, mib: usize) {
     }
 }
 
-#[test]
-fn killed_save_leaves_nothing_at_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let etcd = start(EtcdVersion::V3_5, dir.path(), &[]);
-    grow(&etcd, 160);
-    let file = dir.path().join("big.db");
-    let part = dir.path().join("big.db.part");
-    let pki = etcd.pki.dir.display().to_string();
+/// Starts a save and returns once more than 8 MiB have reached FILE.part.
+fn start_save_and_wait_for_streaming(
+    etcd: &EtcdServer,
+    pki: &str,
+    file: &Path,
+    part: &Path,
+) -> std::process::Child {
     let mut child = Command::new(KUBEMAINT)
-        .args(save_args(&etcd, &pki, file.to_str().unwrap()))
-        .stdout(Stdio::null())
+        .args(save_args(etcd, pki, file.to_str().unwrap()))
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the transfer is under way, then SIGKILL (no chance to clean up).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if std::fs::metadata(&part).is_ok_and(|m| m.len() > 8 << 20) {
-            break;
+        if std::fs::metadata(part).is_ok_and(|m| m.len() > 8 << 20) {
+            return child;
         }
         if let Some(status) = child.try_wait().unwrap() {
             panic!(
-                "the save finished ({status}) before it could be killed midway; grow the database"
+                "the save finished ({status}) before it could be stopped midway; grow the database"
             );
         }
         assert!(
@@ -563,6 +561,34 @@ fn killed_save_leaves_nothing_at_file() {
         );
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+#[test]
+fn killed_save_leaves_nothing_at_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = start(EtcdVersion::V3_5, dir.path(), &[]);
+    grow(&etcd, 160);
+    let file = dir.path().join("big.db");
+    let part = dir.path().join("big.db.part");
+    let pki = etcd.pki.dir.display().to_string();
+
+    // SIGTERM midway: kubemaint stops, removes its .part and says so; nothing at FILE.
+    let child = start_save_and_wait_for_streaming(&etcd, &pki, &file, &part);
+    run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("interrupted"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !file.exists() && !part.exists(),
+        "SIGTERM must leave neither FILE nor FILE.part"
+    );
+
+    // SIGKILL midway: no chance to clean up, but still nothing at FILE.
+    let mut child = start_save_and_wait_for_streaming(&etcd, &pki, &file, &part);
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);

@@ -129,8 +129,20 @@ fn reporter(args: &SaveArgs, global: &GlobalArgs) -> Reporter {
     }
 }
 
-/// Runs `etcd snapshot save`.
+/// Runs `etcd snapshot save`. Ctrl-C or SIGTERM at any point drops the work in progress, which
+/// removes `FILE.part`; nothing is ever left at FILE.
 pub async fn run(args: SaveArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
+    let target = args.file.clone();
+    tokio::select! {
+        r = save(args, global) => r,
+        _ = shutdown_signal() => Err(anyhow::anyhow!(
+            "interrupted: nothing was written to {} (the partial .part file was removed)",
+            target.display()
+        )),
+    }
+}
+
+async fn save(args: SaveArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     let target = args.file.clone();
     if target.as_os_str().is_empty() || target.to_string_lossy().ends_with('/') {
         return Err(CodedError::usage(format!(
@@ -150,6 +162,16 @@ pub async fn run(args: SaveArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         eprintln!("warning: {w}");
     }
     tracing::info!(?config, "resolved etcd connection");
+
+    // Claim FILE.part first: a bad directory or a concurrent save fails before any network work.
+    let (part, file, leftover) = PartFile::create(&target)?;
+    if let Leftover::Removed(n) = leftover {
+        eprintln!(
+            "Removed {} ({}) left by an interrupted save",
+            part.path().display(),
+            human_bytes(n)
+        );
+    }
 
     let Selected {
         mut client,
@@ -182,14 +204,6 @@ pub async fn run(args: SaveArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         }
     }
 
-    let (part, file, leftover) = PartFile::create(&target)?;
-    if let Leftover::Removed(n) = leftover {
-        eprintln!(
-            "Removed {} ({}) left by an interrupted save",
-            part.path().display(),
-            human_bytes(n)
-        );
-    }
     let mut progress = reporter(&args, global);
     let started = Instant::now();
     let stream = client.snapshot().await?;
@@ -208,14 +222,7 @@ pub async fn run(args: SaveArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
             transfer.await.map_err(anyhow::Error::from)
         }
     };
-    let streamed: Streamed = tokio::select! {
-        r = bounded => r,
-        _ = shutdown_signal() => Err(anyhow::anyhow!(
-            "interrupted: the partial {} was removed and nothing was written to {}",
-            part.path().display(), target.display()
-        )),
-    }
-    .inspect_err(|_| {
+    let streamed: Streamed = bounded.await.inspect_err(|_| {
         if let Reporter::Bar(bar) = &progress {
             bar.abandon();
         }
