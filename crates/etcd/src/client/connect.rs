@@ -32,7 +32,7 @@ pub enum ClientError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A certificate or key file cannot be read.
-    #[error("cannot read {what} {}: {error}", path.display())]
+    #[error("cannot read {what} {}: {error}; check the path and its permissions", path.display())]
     ReadFile {
         /// CA file, client certificate or client key.
         what: &'static str,
@@ -676,6 +676,16 @@ pub fn explain_error(
         };
     }
     match io_kind {
+        // The server hung up during the handshake: typically a plain-HTTP etcd.
+        Some(io::ErrorKind::UnexpectedEof) if endpoint.tls && innermost.contains("handshake") => {
+            ClientError::Tls {
+                endpoint: ep,
+                detail: format!(
+                    "{innermost}: the server closed the connection during the TLS handshake; if it serves plain HTTP use http://{}:{}",
+                    endpoint.host, endpoint.port
+                ),
+            }
+        }
         Some(io::ErrorKind::ConnectionRefused) => ClientError::Unreachable {
             endpoint: ep,
             detail: "connection refused".into(),
