@@ -58,7 +58,7 @@ while written < target:
         written += size + 60
         n += 1
     lines += ["", ""]
-    sys.stdout.write("\n".join(lines) + "\0")
+    sys.stdout.write("\n".join(lines) + "\n\0")
 PY
   ctl endpoint status -w table
   ctl snapshot save "$snap" >/dev/null
@@ -67,34 +67,38 @@ PY
 fi
 echo "snapshot: $snap ($(du -h "$snap" | cut -f1))"
 
-# run LABEL CMD... → prints "wall_s rss_kb"
+# measure CMD... → prints "wall_s peak_rss_kb cpu_s" (cpu = user + system)
 measure() {
   local out=$work/time.txt
   /usr/bin/time -v -o "$out" "$@" >/dev/null 2>"$work/cmd.err" || { cat "$work/cmd.err" >&2; exit 1; }
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$out" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out")
-  echo "$wall $rss"
+  cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$out")
+  echo "$wall $rss $cpu"
 }
+show() { set -- $1; echo "wall $1 s, cpu $3 s, peak RSS $(( $2 / 1024 )) MiB"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 : >"$work/etcdutl.txt"; : >"$work/km.txt"; : >"$work/km-k8s.txt"
 for i in $(seq "$runs"); do
   rm -rf "$work/out"
   r=$(measure "$etcdutl" snapshot restore "$snap" --data-dir "$work/out"); echo "$r" >>"$work/etcdutl.txt"
-  echo "run $i etcdutl 3.5.1:              wall ${r% *} s, peak RSS $(( ${r#* } / 1024 )) MiB"
+  echo "run $i etcdutl 3.5.1:              $(show "$r")"
   rm -rf "$work/out"
   r=$(measure "$km" etcd snapshot restore "$snap" --data-dir "$work/out" --no-kubernetes-defaults); echo "$r" >>"$work/km.txt"
-  echo "run $i kubemaint:                  wall ${r% *} s, peak RSS $(( ${r#* } / 1024 )) MiB"
+  echo "run $i kubemaint:                  $(show "$r")"
   rm -rf "$work/out"
   r=$(measure "$km" etcd snapshot restore "$snap" --data-dir "$work/out"); echo "$r" >>"$work/km-k8s.txt"
-  echo "run $i kubemaint (k8s defaults):   wall ${r% *} s, peak RSS $(( ${r#* } / 1024 )) MiB"
+  echo "run $i kubemaint (k8s defaults):   $(show "$r")"
 done
 rm -rf "$work/out"
 eu_w=$(cut -d' ' -f1 "$work/etcdutl.txt" | median); eu_r=$(cut -d' ' -f2 "$work/etcdutl.txt" | median)
 km_w=$(cut -d' ' -f1 "$work/km.txt" | median); km_r=$(cut -d' ' -f2 "$work/km.txt" | median)
+eu_c=$(cut -d' ' -f3 "$work/etcdutl.txt" | median); km_c=$(cut -d' ' -f3 "$work/km.txt" | median)
 k8_w=$(cut -d' ' -f1 "$work/km-k8s.txt" | median)
 echo "median wall: etcdutl ${eu_w} s, kubemaint ${km_w} s (with k8s defaults ${k8_w} s)"
+echo "median cpu: etcdutl ${eu_c} s, kubemaint ${km_c} s; ratio $(echo "scale=2; $eu_c / $km_c" | bc)x"
 echo "median peak RSS: etcdutl $((eu_r / 1024)) MiB, kubemaint $((km_r / 1024)) MiB"
 echo "speed-up (etcdutl wall / kubemaint wall): $(echo "scale=2; $eu_w / $km_w" | bc)x"
 echo "RSS ratio (etcdutl / kubemaint): $(echo "scale=2; $eu_r / $km_r" | bc)x"

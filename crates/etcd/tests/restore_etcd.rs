@@ -432,3 +432,43 @@ fn restore_bad_inputs_write_nothing() {
     assert_eq!(std::fs::read(data.join("precious")).unwrap(), b"data");
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 1);
 }
+
+/// A raw `member/snap/db` copied from a stopped member (no trailer, file larger than the bbolt
+/// high-water mark, no persisted freelist) restores with `--skip-hash-check` and boots.
+#[test]
+fn restore_raw_member_db_etcd_3_5() {
+    let v = Version::V3_5;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = single(v, tmp.path(), "src");
+    write_data(&src, "/raw/", 150);
+    let (kvs, rev) = all_kvs(&src);
+    // A clean stop commits the backend; after SIGKILL the newest writes live only in the WAL.
+    src.terminate();
+    let raw = tmp.path().join("raw.db");
+    std::fs::copy(tmp.path().join("src/member/snap/db"), &raw).unwrap();
+
+    let peer_port = free_port();
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let cluster = format!("m1={peer}");
+    let data = tmp.path().join("restored");
+    let err = restore(&opts(&raw, &data, "m1", &cluster, &peer)).unwrap_err();
+    assert!(matches!(err, RestoreError::MissingHash(_)), "{err}");
+    let mut o = opts(&raw, &data, "m1", &cluster, &peer);
+    o.skip_hash_check = true;
+    let report = restore(&o).unwrap();
+    assert!(!report.hash_verified && !report.had_trailer);
+    let e = Etcd::start(
+        v,
+        &Member {
+            name: "m1",
+            data_dir: &data,
+            client_port: free_port(),
+            peer_port,
+            initial_cluster: cluster,
+            wal_dir: None,
+        },
+    );
+    let (kvs2, rev2) = all_kvs(&e);
+    assert_eq!(kvs2, kvs);
+    assert_eq!(rev2, rev);
+}

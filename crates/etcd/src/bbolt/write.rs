@@ -23,6 +23,8 @@ pub const MAX_KEY_SIZE: usize = 32768;
 pub const MAX_VALUE_SIZE: usize = (1 << 31) - 2;
 /// Page id of the (empty) freelist page.
 const FREELIST_PGID: u64 = 2;
+/// Most elements kept together in a leaf larger than one page (bbolt's `minKeysPerPage * 2`).
+const MAX_OVERSIZED_ELEMENTS: usize = 4;
 /// First page id used for tree pages.
 const FIRST_TREE_PGID: u64 = 3;
 
@@ -194,9 +196,7 @@ impl TreeBuilder {
         self.last_key.extend_from_slice(key);
         self.has_last = true;
         let elsize = LEAF_ELEMENT_SIZE + key.len() + value.len();
-        if !self.elems.is_empty()
-            && (self.pending_size() + elsize > threshold || self.elems.len() >= 0xFFFE)
-        {
+        if self.should_close(sink.page_size, threshold, elsize) {
             self.flush_leaf(sink)?;
         }
         let off = self.data.len();
@@ -205,6 +205,31 @@ impl TreeBuilder {
         self.elems.push((flags, off, key.len(), value.len()));
         self.count += 1;
         Ok(())
+    }
+
+    /// Whether the pending leaf is closed before an element of `elsize` bytes is added.
+    ///
+    /// Small elements fill a page up to `threshold`. Elements too large for that go into an
+    /// overflow run; like bbolt, which never splits a node of at most four elements, such a run
+    /// takes up to four elements, and keeps taking them while its last page is poorly used, so
+    /// large values waste no more space than etcd's own pages do.
+    fn should_close(&self, page_size: usize, threshold: usize, elsize: usize) -> bool {
+        let n = self.elems.len();
+        let cur = self.pending_size();
+        if n == 0 {
+            return false;
+        }
+        if n >= 0xFFFE {
+            return true;
+        }
+        if cur + elsize <= threshold {
+            return false;
+        }
+        if n >= MAX_OVERSIZED_ELEMENTS {
+            return true;
+        }
+        let run = cur.div_ceil(page_size) * page_size;
+        cur as f64 >= run as f64 * (threshold as f64 / page_size as f64)
     }
 
     /// Encodes the pending elements as one leaf page (header left zero) into `buf`.

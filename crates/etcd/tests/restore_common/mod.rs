@@ -190,6 +190,22 @@ impl Etcd {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Stops the member with SIGTERM so it commits its backend (needed before copying
+    /// `member/snap/db`); panics if it does not exit within 20 s.
+    pub fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(st.success(), "kill -TERM {pid}");
+        let start = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "etcd did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Stops the member (SIGKILL is fine: tests snapshot before stopping).
     pub fn stop(mut self) {
         let _ = self.child.kill();
