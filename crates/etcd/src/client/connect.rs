@@ -496,13 +496,18 @@ impl MemberClient {
                 });
             }
             Ok(Err(e)) => {
-                return Err(explain_error(
-                    endpoint,
-                    &tls_files,
-                    Some(&note),
-                    "connecting",
-                    &e,
-                ));
+                return Err(
+                    match explain_error(endpoint, &tls_files, Some(&note), "connecting", &e) {
+                        // tonic's own connect timeout fired (TCP accepted, no TLS answer yet).
+                        ClientError::Timeout { endpoint, what, .. } => ClientError::Timeout {
+                            endpoint,
+                            what,
+                            after: config.dial_timeout,
+                            flag: "--dial-timeout",
+                        },
+                        other => other,
+                    },
+                );
             }
             Ok(Ok(c)) => c,
         };
