@@ -102,6 +102,9 @@ impl Tracker {
     }
 }
 
+/// Longest wait for a watched budget before retrying anyway.
+const WATCHED_BUDGET_SAFETY_NET: Duration = Duration::from_secs(30);
+
 /// Disruptions each PDB allows, kept current by a watch, handed out one eviction attempt at a
 /// time: a PDB-blocked pod retries as soon as its budget allows a disruption (instead of
 /// kubectl's fixed 5 s), and only as many pods retry as the budget allows, so a budget of 1
@@ -305,6 +308,18 @@ impl Remover {
 
     /// Waits until budget `key` allows a disruption (taking it), or `d` passed, or the deadline.
     async fn wait_for_budget(&self, key: &str, d: Duration) {
+        // With the budget under watch, the timed retry is only a safety net for a missed event.
+        let watched = self
+            .pdb_gate
+            .allowed
+            .lock()
+            .expect("pdb map")
+            .contains_key(key);
+        let d = if watched {
+            d.max(WATCHED_BUDGET_SAFETY_NET)
+        } else {
+            d
+        };
         let until = match self.deadline {
             Some(dl) => dl.min(Instant::now() + d),
             None => Instant::now() + d,
