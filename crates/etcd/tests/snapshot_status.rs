@@ -404,13 +404,8 @@ fn corruption_cases(snap: &Path, dir: &Path) {
     let fault = r.fault.expect("fault expected");
     assert_eq!(fault.page, Some(root));
     assert_eq!(fault.offset, Some(root * ps as u64));
-    // etcdutl agrees that it is broken.
-    let o = Command::new(bin("3.5.1", "etcdutl"))
-        .args(["snapshot", "status"])
-        .arg(dir.join("bad-root.db"))
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
+    // (etcdutl 3.5.1's bbolt 1.3.6 does not compare header ids with positions, so depending on
+    // the layout it may not notice this damage at all; we report it at the exact page.)
 
     // Damaging the current meta page falls back to the other one, with a warning.
     let mut b = db_bytes.to_vec();

@@ -9,7 +9,10 @@
 //! the key index etcd rebuilds from this file on start (`restoreIntoIndex`: a deletion of a key
 //! not yet seen, or of a key already deleted, is ignored).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
+
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = StdHashSet<K, foldhash::fast::RandomState>;
 
 use serde::Serialize;
 
@@ -57,7 +60,7 @@ pub fn hash_kv(db: &Db, rev: i64) -> Result<HashKv, Error> {
 
     // Pass 1: newest revision <= rev of every key in the rebuilt index.
     let mut last = 0i64;
-    let mut newest: HashMap<&[u8], (Rev, bool)> = HashMap::new();
+    let mut newest: HashMap<&[u8], (Rev, bool)> = HashMap::default();
     for e in bucket.cursor() {
         let e = e?;
         let (r, tomb) = parse_rev_key(e.key, e.offset)?;

@@ -8,7 +8,10 @@
 //! `totalSize = tx.Size() = pgid * pageSize`. etcd 3.6 added `version` (`meta/storageVersion`) and
 //! changed `totalKey` to the number of live user keys; we report that as `liveKeys`.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+/// Maps keyed by file bytes: foldhash is several times faster than SipHash and still seeded per process.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use serde::Serialize;
 
@@ -353,10 +356,10 @@ pub fn status(db: &Db, opts: &StatusOptions) -> Result<Status, Error> {
         total_key: 0,
         revision: 0,
         revisions: 0,
-        live: HashMap::new(),
-        resource_index: HashMap::new(),
+        live: HashMap::default(),
+        resource_index: HashMap::default(),
         resources: Vec::new(),
-        meta: HashMap::new(),
+        meta: HashMap::default(),
         cluster_version: None,
         leases: 0,
         auth_enabled: false,
