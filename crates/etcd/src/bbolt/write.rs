@@ -112,8 +112,23 @@ impl<W: Write> Sink<W> {
         flags: u16,
         count: u16,
     ) -> Result<(u64, Vec<u8>), WriteError> {
+        let pgid = self.write_run(&mut page, &[], flags, count)?;
+        page.clear();
+        Ok((pgid, page))
+    }
+
+    /// Writes one page run made of `head` (header + element array, header patched here) and
+    /// `body`, zero-padded to whole pages, without first joining them in memory.
+    fn write_run(
+        &mut self,
+        head: &mut [u8],
+        body: &[u8],
+        flags: u16,
+        count: u16,
+    ) -> Result<u64, WriteError> {
         let pgid = self.next_pgid;
-        let pages = page.len().div_ceil(self.page_size).max(1);
+        let len = head.len() + body.len();
+        let pages = len.div_ceil(self.page_size).max(1);
         PageHeader {
             id: pgid,
             flags,
@@ -121,14 +136,22 @@ impl<W: Write> Sink<W> {
             overflow: u32::try_from(pages - 1)
                 .map_err(|_| WriteError::TooLarge("page run too long".into()))?,
         }
-        .encode(&mut page[..PAGE_HEADER_SIZE]);
-        page.resize(pages * self.page_size, 0);
-        self.out.write_all(&page)?;
+        .encode(&mut head[..PAGE_HEADER_SIZE]);
+        self.out.write_all(head)?;
+        self.out.write_all(body)?;
+        let mut pad = pages * self.page_size - len;
+        while pad > 0 {
+            let n = pad.min(ZEROS.len());
+            self.out.write_all(&ZEROS[..n])?;
+            pad -= n;
+        }
         self.next_pgid += pages as u64;
-        page.clear();
-        Ok((pgid, page))
+        Ok(pgid)
     }
 }
+
+/// Zeros for page padding.
+static ZEROS: [u8; 4096] = [0; 4096];
 
 /// Builds one B+tree bottom-up from elements given in key order.
 struct TreeBuilder {
@@ -234,6 +257,12 @@ impl TreeBuilder {
 
     /// Encodes the pending elements as one leaf page (header left zero) into `buf`.
     fn encode_leaf(&self, buf: &mut Vec<u8>) {
+        self.encode_elements(buf);
+        buf.extend_from_slice(&self.data);
+    }
+
+    /// Header space and element array of the pending leaf into `buf`.
+    fn encode_elements(&self, buf: &mut Vec<u8>) {
         let n = self.elems.len();
         let data_start = PAGE_HEADER_SIZE + n * LEAF_ELEMENT_SIZE;
         buf.clear();
@@ -248,14 +277,19 @@ impl TreeBuilder {
             }
             .encode(&mut buf[at..at + LEAF_ELEMENT_SIZE]);
         }
-        buf.extend_from_slice(&self.data);
     }
 
     fn flush_leaf<W: Write>(&mut self, sink: &mut Sink<W>) -> Result<(), WriteError> {
-        let mut buf = std::mem::take(&mut sink.scratch);
-        self.encode_leaf(&mut buf);
-        let (pgid, buf) = sink.write_page(buf, LEAF_PAGE_FLAG, self.elems.len() as u16)?;
-        sink.scratch = buf;
+        // Header and element array only; the key/value bytes are written straight from `data`.
+        let mut head = std::mem::take(&mut sink.scratch);
+        self.encode_elements(&mut head);
+        let pgid = sink.write_run(
+            &mut head,
+            &self.data,
+            LEAF_PAGE_FLAG,
+            self.elems.len() as u16,
+        )?;
+        sink.scratch = head;
         sink.stats.leaf_pages += 1;
         let (_, off, klen, _) = self.elems[0];
         self.leaves

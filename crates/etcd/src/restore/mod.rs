@@ -20,7 +20,7 @@ pub mod plan;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read};
+use std::io::BufWriter;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -240,7 +240,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreReport, RestoreError> {
 
     if opts.dry_run {
         if verify {
-            check_hash(path, db_len)?;
+            check_hash(&db, &file, path)?;
         }
         let facts = scan_keys(&db, path)?;
         let bump = plan::decide_bump(policy, facts)?;
@@ -279,7 +279,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreReport, RestoreError> {
     // Verify the SHA-256 on a second thread while the database is rewritten; the result is
     // checked before anything is renamed into place.
     let (written, hash_result) = std::thread::scope(|s| {
-        let hasher = verify.then(|| s.spawn(|| check_hash(path, db_len)));
+        let hasher = verify.then(|| s.spawn(|| check_hash(&db, &file, path)));
         let written = write_all(
             &db,
             path,
@@ -338,28 +338,19 @@ fn check_targets(layout: &Layout) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// Streams the SHA-256 of the first `db_len` bytes and compares it with the trailer.
-fn check_hash(path: &Path, db_len: u64) -> Result<(), RestoreError> {
-    let mut f = File::open(path).map_err(io_err("cannot open snapshot", path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = db_len;
-    while left > 0 {
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = f
-            .read(&mut buf[..want])
-            .map_err(io_err("cannot read snapshot", path))?;
-        if n == 0 {
-            return Err(io_err("snapshot shrank while reading", path)(
-                std::io::ErrorKind::UnexpectedEof.into(),
-            ));
-        }
-        h.update(&buf[..n]);
-        left -= n as u64;
-    }
+/// Hashes the mapped image (no extra copy; the page faults are shared with the writer) and
+/// compares the result with the 32-byte trailer that follows it in the file.
+fn check_hash(db: &Db, file: &File, path: &Path) -> Result<(), RestoreError> {
+    use std::os::unix::fs::FileExt;
+    let data = db.data();
     let mut trailer = [0u8; 32];
-    f.read_exact(&mut trailer)
-        .map_err(io_err("cannot read snapshot trailer", path))?;
+    file.read_exact_at(&mut trailer, data.len() as u64)
+        .map_err(io_err("cannot read the snapshot's SHA-256 trailer", path))?;
+    let mut h = Sha256::new();
+    // Chunked so a multi-GiB map is not one giant call (keeps the hasher cache-friendly).
+    for chunk in data.chunks(8 << 20) {
+        h.update(chunk);
+    }
     let actual: [u8; 32] = h.finalize().into();
     if actual != trailer {
         return Err(RestoreError::HashMismatch {
