@@ -287,7 +287,6 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreReport, RestoreError> {
             policy,
             &tmp_data,
             &tmp_wal,
-            layout.separate_wal,
             &snap_name,
         );
         let hash = match hasher {
@@ -410,6 +409,9 @@ fn is_kubernetes_value(v: &[u8]) -> bool {
 struct Staging {
     data: PathBuf,
     wal: Option<PathBuf>,
+    /// Staged inside an existing empty data dir (which may be a mount point, where a rename
+    /// over it would fail): only `member/` is renamed into it at the end.
+    inside: bool,
     committed: bool,
 }
 
@@ -452,11 +454,19 @@ impl Staging {
         if !data_parent.is_dir() {
             mkdir(&data_parent)?;
         }
-        let data = hidden_sibling(&layout.data_dir);
+        let inside = layout.data_dir.is_dir();
+        let data = if inside {
+            layout
+                .data_dir
+                .join(format!(".kubemaint-restore-{}", std::process::id()))
+        } else {
+            hidden_sibling(&layout.data_dir)
+        };
         let _ = std::fs::remove_dir_all(&data);
         let mut s = Staging {
             data: data.clone(),
             wal: None,
+            inside,
             committed: false,
         };
         mkdir(&data.join("member").join("snap"))?;
@@ -490,8 +500,12 @@ impl Staging {
             ))?;
             fsync_dir(&parent_of(&layout.wal_dir))?;
         }
-        // rename(2) replaces an empty target directory; a non-empty one was refused earlier.
-        if let Err(e) = std::fs::rename(&self.data, &layout.data_dir) {
+        let renamed = if self.inside {
+            std::fs::rename(self.data.join("member"), layout.data_dir.join("member"))
+        } else {
+            std::fs::rename(&self.data, &layout.data_dir)
+        };
+        if let Err(e) = renamed {
             if self.wal.is_some() {
                 let _ = std::fs::remove_dir_all(&layout.wal_dir);
             }
@@ -501,7 +515,12 @@ impl Staging {
             )(e));
         }
         self.committed = true;
-        fsync_dir(&parent_of(&layout.data_dir))
+        if self.inside {
+            let _ = std::fs::remove_dir(&self.data);
+            fsync_dir(&layout.data_dir)
+        } else {
+            fsync_dir(&parent_of(&layout.data_dir))
+        }
     }
 }
 
@@ -525,7 +544,6 @@ fn write_all(
     policy: RevisionPolicy,
     tmp_data: &Path,
     tmp_wal: &Path,
-    separate_wal: bool,
     snap_name: &str,
 ) -> Result<(KeyFacts, Option<u64>, WriteStats), RestoreError> {
     let snap_dir = tmp_data.join("member").join("snap");
@@ -602,9 +620,6 @@ fn write_all(
     fsync_dir(tmp_wal)?;
     fsync_dir(&tmp_data.join("member"))?;
     fsync_dir(tmp_data)?;
-    if separate_wal {
-        fsync_dir(tmp_wal)?;
-    }
     Ok((facts, bump, stats))
 }
 

@@ -178,11 +178,26 @@ fn refuses_non_empty_data_dir_and_missing_trailer() {
     assert!(matches!(e, RestoreError::DataDirNotEmpty(_)), "{e}");
     assert_eq!(std::fs::read(data.join("x")).unwrap(), b"keep me");
 
-    // An empty existing dir is fine (etcdutl 3.5 accepts it).
+    // An empty existing dir is fine (etcdutl 3.5 accepts it); it is filled in place (it may be
+    // a mount point), with no staging directory left inside.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     restore(&opts(&snapf, &empty)).unwrap();
     assert!(empty.join("member/snap/db").exists());
+    let inside: Vec<_> = std::fs::read_dir(&empty)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(inside, vec![std::ffi::OsString::from("member")]);
+    // A failed restore into an existing empty dir leaves it empty.
+    let empty2 = tmp.path().join("empty2");
+    std::fs::create_dir(&empty2).unwrap();
+    let mut b = std::fs::read(&snapf).unwrap();
+    b[100] ^= 1;
+    let bad = tmp.path().join("bad.db");
+    std::fs::write(&bad, &b).unwrap();
+    assert!(restore(&opts(&bad, &empty2)).is_err());
+    assert_eq!(std::fs::read_dir(&empty2).unwrap().count(), 0);
 
     let raw = tmp.path().join("raw.db");
     let b = std::fs::read(&snapf).unwrap();
