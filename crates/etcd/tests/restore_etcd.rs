@@ -129,6 +129,9 @@ fn single_member_round_trip(v: Version) {
     }
     assert_eq!(ours, theirs, "WAL records equal the reference's");
     let our_db = Db::open(&data.join("member/snap/db")).unwrap();
+    let st = kubemaint_etcd::bbolt::check::check(&our_db, &mut ()).unwrap();
+    assert_eq!(st.free_pages, 0, "defragmented: no free page");
+    assert!(st.warnings.is_empty(), "{:?}", st.warnings);
     let ref_db = Db::open(&refdata.join("member/snap/db")).unwrap();
     for b in [
         &b"key"[..],

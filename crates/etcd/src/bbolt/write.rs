@@ -756,6 +756,11 @@ pub(crate) mod tests {
         ) {
             let (f, _) = write(&db, ps);
             proptest::prop_assert_eq!(read_back(&f), db);
+            // The reader's full structural check (bbolt `tx.Check` and more) agrees.
+            let parsed = crate::bbolt::Db::from_bytes(f).unwrap();
+            let st = crate::bbolt::check::check(&parsed, &mut ()).unwrap();
+            proptest::prop_assert_eq!(st.free_pages, 0);
+            proptest::prop_assert!(st.freelist_persisted && st.warnings.is_empty());
         }
     }
 }
