@@ -412,6 +412,8 @@ struct Staging {
     /// Staged inside an existing empty data dir (which may be a mount point, where a rename
     /// over it would fail): only `member/` is renamed into it at the end.
     inside: bool,
+    /// A `--wal-dir` inside the data dir, staged at its place inside the staging dir.
+    inner_wal: Option<PathBuf>,
     committed: bool,
 }
 
@@ -467,10 +469,21 @@ impl Staging {
             data: data.clone(),
             wal: None,
             inside,
+            inner_wal: None,
             committed: false,
         };
         mkdir(&data.join("member").join("snap"))?;
-        if layout.separate_wal {
+        // A --wal-dir inside the data dir is staged inside it too and moves with it.
+        let inner_wal = layout
+            .wal_dir
+            .strip_prefix(&layout.data_dir)
+            .ok()
+            .filter(|r| !r.as_os_str().is_empty());
+        if let Some(rel) = inner_wal {
+            let w = data.join(rel);
+            mkdir(&w)?;
+            s.inner_wal = Some(w);
+        } else if layout.separate_wal {
             let wal_parent = parent_of(&layout.wal_dir);
             if !wal_parent.is_dir() {
                 mkdir(&wal_parent)?;
@@ -488,6 +501,7 @@ impl Staging {
     fn wal_root(&self) -> PathBuf {
         self.wal
             .clone()
+            .or_else(|| self.inner_wal.clone())
             .unwrap_or_else(|| self.data.join("member").join("wal"))
     }
 
@@ -501,7 +515,14 @@ impl Staging {
             fsync_dir(&parent_of(&layout.wal_dir))?;
         }
         let renamed = if self.inside {
-            std::fs::rename(self.data.join("member"), layout.data_dir.join("member"))
+            // Move each staged top-level entry (`member`, maybe an inner WAL dir) into place.
+            std::fs::read_dir(&self.data).and_then(|entries| {
+                for e in entries {
+                    let name = e?.file_name();
+                    std::fs::rename(self.data.join(&name), layout.data_dir.join(&name))?;
+                }
+                Ok(())
+            })
         } else {
             std::fs::rename(&self.data, &layout.data_dir)
         };

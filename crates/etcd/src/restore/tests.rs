@@ -257,3 +257,36 @@ fn separate_wal_dir() {
     o.wal_dir = Some(tmp.path().join("wal"));
     assert!(matches!(restore(&o), Err(RestoreError::WalDirExists(_))));
 }
+
+#[test]
+fn wal_dir_inside_the_data_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snapf = snapshot_file(tmp.path(), "/plain/", 5);
+    let data = tmp.path().join("out");
+    let mut o = opts(&snapf, &data);
+    o.wal_dir = Some(data.join("wal"));
+    restore(&o).unwrap();
+    assert!(
+        data.join("wal/0000000000000000-0000000000000000.wal")
+            .exists()
+    );
+    assert!(data.join("member/snap/db").exists());
+    assert!(!data.join("member/wal").exists());
+}
+
+#[test]
+fn wal_dir_inside_an_existing_empty_data_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snapf = snapshot_file(tmp.path(), "/plain/", 5);
+    let data = tmp.path().join("out");
+    std::fs::create_dir(&data).unwrap();
+    let mut o = opts(&snapf, &data);
+    o.wal_dir = Some(data.join("wal"));
+    restore(&o).unwrap();
+    assert!(
+        data.join("wal/0000000000000000-0000000000000000.wal")
+            .exists()
+    );
+    assert!(data.join("member/snap/db").exists());
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 2);
+}
