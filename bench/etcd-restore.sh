@@ -93,6 +93,16 @@ for i in $(seq "$runs"); do
   echo "run $i kubemaint (k8s defaults):   $(show "$r")"
 done
 rm -rf "$work/out"
+# Split kubemaint's peak RSS into anonymous memory (heap) and the file-backed map of the snapshot.
+"$km" etcd snapshot restore "$snap" --data-dir "$work/out" --no-kubernetes-defaults >/dev/null &
+pid=$!; max_anon=0; max_file=0
+while kill -0 "$pid" 2>/dev/null; do
+  read -r a f < <(awk '/RssAnon/ {a=$2} /RssFile/ {f=$2} END {print a+0, f+0}' "/proc/$pid/status" 2>/dev/null || echo "0 0")
+  [ "${a:-0}" -gt "$max_anon" ] && max_anon=$a; [ "${f:-0}" -gt "$max_file" ] && max_file=$f
+  sleep 0.02
+done
+wait "$pid"
+rm -rf "$work/out"
 eu_w=$(cut -d' ' -f1 "$work/etcdutl.txt" | median); eu_r=$(cut -d' ' -f2 "$work/etcdutl.txt" | median)
 km_w=$(cut -d' ' -f1 "$work/km.txt" | median); km_r=$(cut -d' ' -f2 "$work/km.txt" | median)
 eu_c=$(cut -d' ' -f3 "$work/etcdutl.txt" | median); km_c=$(cut -d' ' -f3 "$work/km.txt" | median)
@@ -100,5 +110,6 @@ k8_w=$(cut -d' ' -f1 "$work/km-k8s.txt" | median)
 echo "median wall: etcdutl ${eu_w} s, kubemaint ${km_w} s (with k8s defaults ${k8_w} s)"
 echo "median cpu: etcdutl ${eu_c} s, kubemaint ${km_c} s; ratio $(echo "scale=2; $eu_c / $km_c" | bc)x"
 echo "median peak RSS: etcdutl $((eu_r / 1024)) MiB, kubemaint $((km_r / 1024)) MiB"
+echo "kubemaint peak RSS split: anonymous $((max_anon / 1024)) MiB, file-backed (mapped snapshot) $((max_file / 1024)) MiB"
 echo "speed-up (etcdutl wall / kubemaint wall): $(echo "scale=2; $eu_w / $km_w" | bc)x"
 echo "RSS ratio (etcdutl / kubemaint): $(echo "scale=2; $eu_r / $km_r" | bc)x"
