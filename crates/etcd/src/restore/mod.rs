@@ -13,8 +13,10 @@
 //! * `member/snap/0000000000000001-<N>.snap`: the raft snapshot whose v2 store lists the members;
 //!   etcd 3.4/3.5 read membership from it.
 //!
-//! Everything is built in a hidden directory beside the target and renamed into place at the end,
-//! so a failure (including a SHA-256 mismatch found while writing) leaves the target absent.
+//! Everything is built in a hidden directory beside the target (or, when the target is an existing
+//! empty directory, possibly a mount point, inside it) and renamed into place at the end, so a
+//! failure (including a SHA-256 mismatch found while writing) leaves the target as it was. The
+//! SHA-256 is computed on a second thread while the database is rewritten.
 
 pub mod plan;
 
