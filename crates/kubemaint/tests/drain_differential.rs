@@ -8,65 +8,32 @@
 //! after another because they cordon nodes lab-wide.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use kubemaint_lab::state::SimSettings;
+use kubemaint_lab::testing::{KUBECTL_1_27 as KUBECTL, Kubectl, pod_ready};
 use kubemaint_lab::{KubeletMode, Lab, UpOptions};
 
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.27";
 const SPARES: [&str; 2] = ["worker-3", "worker-4"];
 
 struct Ctx {
     lab: Lab,
+    kubectl: Kubectl,
 }
 
 impl Ctx {
     fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(self.lab.kubeconfig())
-            .args(args)
-            .output()
-            .expect("run kubectl")
+        self.kubectl.run(args)
     }
     fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.kubectl.ok(args)
     }
     fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&self.kubectl_ok(&all)).unwrap()
+        self.kubectl.json(args)
     }
     fn apply(&self, yaml: &str) {
-        let mut child = Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(self.lab.kubeconfig())
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(yaml.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "apply failed: {}\n{yaml}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.kubectl.apply(yaml)
     }
     fn set_schedulable(&self, node: &str, yes: bool) {
         self.kubectl_ok(&[if yes { "uncordon" } else { "cordon" }, node]);
@@ -95,11 +62,7 @@ impl Ctx {
                 uid: p["metadata"]["uid"].as_str().unwrap().to_string(),
                 node: p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
                 terminating: p["metadata"]["deletionTimestamp"].is_string(),
-                ready: p["status"]["phase"] == "Succeeded"
-                    || p["status"]["conditions"].as_array().is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    }),
+                ready: p["status"]["phase"] == "Succeeded" || pod_ready(p),
             })
             .collect()
     }
@@ -347,7 +310,8 @@ fn kubemaint_drain_matches_kubectl_drain() {
         .unwrap()
         .block_on(Lab::up(opts))
         .unwrap_or_else(|e| panic!("lab up: {e}"));
-    let ctx = Ctx { lab };
+    let kubectl = Kubectl::new(&lab.kubeconfig());
+    let ctx = Ctx { lab, kubectl };
 
     let basics = [
         "deploy",
