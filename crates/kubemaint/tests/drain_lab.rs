@@ -7,7 +7,8 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kubemaint_lab::state::SimSettings;
+use kubemaint_lab::state::{LabState, SimSettings};
+use kubemaint_lab::testing::{Kubectl, pod_ready, wait_for};
 use kubemaint_lab::{KubeletMode, Lab, UpOptions};
 
 const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.27";
@@ -292,4 +293,133 @@ fn drain_improvements_on_the_lab() {
         .count(),
         1
     );
+
+    // 5. Pods stuck Terminating on a node whose kubelet is gone: reported, and the node fails
+    //    at --timeout naming them and the way out; --force-delete-after removes them.
+    stuck_terminating_on_a_stopped_node(&ctx);
+}
+
+fn set_running(lab: &Lab, node: &str, running: bool) {
+    let mut state = LabState::load(lab.dir()).unwrap();
+    let n = state.node_mut(node).unwrap();
+    n.running = running;
+    if running {
+        n.restarts += 1;
+    }
+    state.save().unwrap();
+}
+
+fn stuck_terminating_on_a_stopped_node(ctx: &Ctx) {
+    let kc = Kubectl::new(&ctx.lab.kubeconfig());
+    let quick = Duration::from_secs(90);
+    kc.ok(&["create", "namespace", "stuck"]);
+    kc.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuckapp\n  namespace: stuck\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: stuckapp}\n  template:\n    metadata:\n      labels: {app: stuckapp}\n    spec:\n      terminationGracePeriodSeconds: 2\n      nodeSelector: {kubernetes.io/hostname: worker-3}\n      containers:\n      - name: c\n        image: registry.example/stuck:1\n",
+    );
+    let pods = || kc.json(&["get", "pods", "-n", "stuck", "-l", "app=stuckapp"]);
+    wait_for("2 Ready pods on worker-3", Duration::from_secs(60), || {
+        pods()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| pod_ready(p))
+            .count()
+            == 2
+    });
+    let names: Vec<String> = pods()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    set_running(&ctx.lab, "worker-3", false);
+    // The real node-lifecycle controller marks it Unknown after its 16 s grace.
+    wait_for("worker-3 NotReady", Duration::from_secs(60), || {
+        kc.json(&["get", "node", "worker-3"])["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] != "True")
+    });
+
+    // Without a policy: reported by name with the reason, the node fails at --timeout.
+    let (out, so, se) = ctx.kubemaint(
+        &[
+            "drain",
+            "worker-3",
+            "--ignore-daemonsets",
+            "--pod-selector=app=stuckapp",
+            "--timeout=10s",
+            "-o",
+            "json",
+        ],
+        quick,
+    );
+    assert!(!out.status.success(), "a drain with stuck pods must fail");
+    for name in &names {
+        assert!(
+            se.contains(&format!("warning: pod stuck/{name} is stuck Terminating")),
+            "{se}"
+        );
+    }
+    assert!(
+        se.contains("node worker-3 is NotReady (Ready=Unknown: kubelet stopped posting node status); the pod cannot finish terminating"),
+        "{se}"
+    );
+    assert!(
+        se.contains("2 pods stuck Terminating because node worker-3 is NotReady")
+            && se.contains("--force-delete-after DURATION"),
+        "{se}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&so).expect("JSON report on stdout");
+    let node = &report["nodes"][0];
+    assert_eq!(node["status"], "failed");
+    for p in node["pods"].as_array().unwrap() {
+        assert_eq!(p["result"], "failed", "{p}");
+        assert_eq!(p["stuck"]["node"]["node"], "worker-3", "{p}");
+        assert_eq!(p["stuck"]["grace_seconds"], 2, "{p}");
+        assert!(p["stuck"]["stuck_seconds"].as_i64().unwrap() >= 1, "{p}");
+    }
+    // Still there: nothing was force-deleted without the policy.
+    for name in &names {
+        assert!(
+            kc.run(&["get", "pod", "-n", "stuck", name])
+                .status
+                .success()
+        );
+    }
+
+    // With --force-delete-after: force-deleted (and said so), the drain succeeds.
+    let (out, so, se) = ctx.kubemaint(
+        &[
+            "drain",
+            "worker-3",
+            "--ignore-daemonsets",
+            "--pod-selector=app=stuckapp",
+            "--timeout=60s",
+            "--force-delete-after=5s",
+            "-o",
+            "json",
+        ],
+        quick,
+    );
+    assert!(out.status.success(), "{se}");
+    for name in &names {
+        assert!(
+            se.contains(&format!("pod/{name} force-deleted after")),
+            "{se}"
+        );
+        assert!(
+            !kc.run(&["get", "pod", "-n", "stuck", name])
+                .status
+                .success(),
+            "{name} still exists"
+        );
+    }
+    let report: serde_json::Value = serde_json::from_str(&so).expect("JSON report on stdout");
+    for p in report["nodes"][0]["pods"].as_array().unwrap() {
+        assert_eq!(p["result"], "force-deleted", "{p}");
+        assert!(p["stuck"]["stuck_seconds"].as_i64().unwrap() >= 5, "{p}");
+    }
+    set_running(&ctx.lab, "worker-3", true);
 }

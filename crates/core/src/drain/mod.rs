@@ -13,6 +13,7 @@ pub mod filters;
 pub mod pdb;
 pub mod plan;
 pub mod quantity;
+pub mod stuck;
 
 #[cfg(test)]
 pub(crate) mod testing;

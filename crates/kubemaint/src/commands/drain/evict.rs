@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams, Preconditions};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -18,6 +18,9 @@ use kubemaint_core::drain::eviction::{
 };
 use kubemaint_core::drain::filters::should_skip_deleted;
 use kubemaint_core::drain::plan::{evicting_line, removed_line};
+use kubemaint_core::drain::stuck::{
+    StuckAction, StuckPolicy, StuckTerminating, stuck_action, stuck_terminating,
+};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -36,6 +39,8 @@ pub enum PodResult {
     Replaced,
     /// Still terminating past `--skip-wait-for-delete-timeout`: no longer waited for.
     SkippedWait,
+    /// Stuck Terminating on a NotReady node, then force-deleted (`--force-delete-after`).
+    ForceDeleted,
     /// Server dry-run accepted the eviction.
     DryRunAccepted,
     /// Server dry-run refused it (PDB); kubectl would retry forever here.
@@ -61,17 +66,22 @@ pub struct PodOutcome {
     /// The error, for failures (kubectl's wording).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Last seen stuck Terminating past its grace period on a NotReady node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stuck: Option<StuckTerminating>,
 }
 
-/// Watches the pods of one node; removal waits read it instead of polling.
+/// Watches the pods of one node, and the node itself (its readiness decides whether a pod
+/// past its grace period is stuck); removal waits read it instead of polling.
 #[derive(Clone)]
 pub struct Tracker {
     store: Store<Pod>,
+    node: Store<Node>,
     changes: watch::Receiver<u64>,
 }
 
 impl Tracker {
-    /// Starts a watch on `spec.nodeName=<node>` and waits for its first list.
+    /// Starts a watch on `spec.nodeName=<node>` and on the node, and waits for their first lists.
     pub async fn start(
         client: &kube::Client,
         node: &str,
@@ -80,11 +90,21 @@ impl Tracker {
         let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         let (store, writer) = reflector::store();
         let (tx, rx) = watch::channel(0u64);
-        let stream = reflector::reflector(writer, watcher(api, cfg)).default_backoff();
+        let pods = reflector::reflector(writer, watcher(api, cfg)).default_backoff();
+        let nodes_api: Api<Node> = Api::all(client.clone());
+        let node_cfg = watcher::Config::default().fields(&format!("metadata.name={node}"));
+        let (node_store, node_writer) = reflector::store();
+        let nodes =
+            reflector::reflector(node_writer, watcher(nodes_api, node_cfg)).default_backoff();
         let handle = tokio::spawn(async move {
-            futures::pin_mut!(stream);
-            while let Some(ev) = stream.next().await {
-                if ev.is_ok() {
+            futures::pin_mut!(pods);
+            futures::pin_mut!(nodes);
+            loop {
+                let ok = tokio::select! {
+                    ev = pods.next() => match ev { Some(ev) => ev.is_ok(), None => break },
+                    ev = nodes.next() => match ev { Some(ev) => ev.is_ok(), None => break },
+                };
+                if ok {
                     tx.send_modify(|v| *v += 1);
                 }
             }
@@ -93,12 +113,27 @@ impl Tracker {
             .wait_until_ready()
             .await
             .map_err(|e| anyhow::anyhow!("pod watch on node {node} ended: {e}"))?;
-        Ok((Tracker { store, changes: rx }, handle))
+        node_store
+            .wait_until_ready()
+            .await
+            .map_err(|e| anyhow::anyhow!("watch of node {node} ended: {e}"))?;
+        Ok((
+            Tracker {
+                store,
+                node: node_store,
+                changes: rx,
+            },
+            handle,
+        ))
     }
 
     fn get(&self, pod: &PodRef) -> Option<Arc<Pod>> {
         self.store
             .get(&ObjectRef::new(&pod.name).within(&pod.namespace))
+    }
+
+    fn node(&self) -> Option<Arc<Node>> {
+        self.node.state().into_iter().next()
     }
 }
 
@@ -221,6 +256,10 @@ pub struct Remover {
     pub blocked: Arc<Mutex<BTreeMap<PodRef, Blocked>>>,
     /// Print kubectl's stdout lines to stderr (machine output on stdout).
     pub lines_to_stderr: bool,
+    /// What to do with pods stuck Terminating on a NotReady node.
+    pub stuck_policy: StuckPolicy,
+    /// Pods stuck right now.
+    pub stuck: Arc<Mutex<BTreeMap<PodRef, StuckTerminating>>>,
 }
 
 enum Sent {
@@ -346,6 +385,7 @@ impl Remover {
         let mut active = pod;
         let mut attempts = 0u32;
         let mut blocked_by = None;
+        let stuck_map = self.stuck.clone();
         let done = |result, attempts, blocked_by, error| PodOutcome {
             pod: r.clone(),
             result,
@@ -353,6 +393,7 @@ impl Remover {
             seconds: started.elapsed().as_secs_f64(),
             blocked_by,
             error,
+            stuck: stuck_map.lock().expect("stuck map").remove(&r),
         };
         let (name, ns) = (r.name.clone(), r.namespace.clone());
         loop {
@@ -479,8 +520,12 @@ impl Remover {
             return done(PodResult::DryRunAccepted, attempts, blocked_by, None);
         }
         // Wait for deletion: gone, or UID changed, or past --skip-wait-for-delete-timeout.
+        // Meanwhile, a pod past its grace period on a NotReady node is stuck: say so, and
+        // force-delete it if the policy says so.
         let mut changes = self.tracker.changes.clone();
+        let mut force_deleted = false;
         loop {
+            let mut stuck_now = None;
             match self.tracker.get(&r) {
                 None => break,
                 Some(p)
@@ -497,23 +542,62 @@ impl Remover {
                     ));
                     return done(PodResult::SkippedWait, attempts, blocked_by, None);
                 }
-                Some(_) => {}
+                Some(p) => {
+                    let now = jiff::Timestamp::now();
+                    if let Some(s) = stuck_terminating(&p, self.tracker.node().as_deref(), now) {
+                        let first = self
+                            .stuck
+                            .lock()
+                            .expect("stuck map")
+                            .insert(r.clone(), s.clone())
+                            .is_none();
+                        if first {
+                            eprintln!("warning: {}", s.explain(&r.to_string()));
+                        }
+                        if !force_deleted
+                            && stuck_action(&s, self.stuck_policy, now) == StuckAction::ForceDelete
+                        {
+                            if let Err(e) = self.force_delete(&p, &r).await {
+                                return done(PodResult::Failed, attempts, blocked_by, Some(e));
+                            }
+                            force_deleted = true;
+                            self.out(&format!(
+                                "pod/{name} force-deleted after {}s stuck Terminating (--force-delete-after {}): {}",
+                                s.stuck_seconds,
+                                match self.stuck_policy {
+                                    StuckPolicy::ForceDeleteAfter(d) =>
+                                        humantime::format_duration(d).to_string(),
+                                    StuckPolicy::Fail => String::new(),
+                                },
+                                s.node.describe()
+                            ));
+                        }
+                        stuck_now = Some(s);
+                    } else {
+                        self.stuck.lock().expect("stuck map").remove(&r);
+                    }
+                }
             }
             if self.timed_out() {
-                return done(
-                    PodResult::Failed,
-                    attempts,
-                    blocked_by,
-                    Some(format!(
-                        "error when waiting for pod \"{name}\" in namespace \"{ns}\" to terminate: global timeout reached: {}",
-                        self.timeout_text
-                    )),
+                let mut msg = format!(
+                    "error when waiting for pod \"{name}\" in namespace \"{ns}\" to terminate: global timeout reached: {}",
+                    self.timeout_text
                 );
+                if let Some(s) = &stuck_now {
+                    msg.push_str(&format!(
+                        "; {}; pass --force-delete-after DURATION to force-delete pods stuck that long (only if the node is really down: a partitioned node may still run them)",
+                        s.explain(&r.to_string())
+                    ));
+                }
+                return done(PodResult::Failed, attempts, blocked_by, Some(msg));
             }
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
+        }
+        if force_deleted {
+            return done(PodResult::ForceDeleted, attempts, blocked_by, None);
         }
         self.out(&removed_line(&r, self.method));
         let result = match self.method {
@@ -521,6 +605,28 @@ impl Remover {
             RemovalMethod::Delete => PodResult::Deleted,
         };
         done(result, attempts, blocked_by, None)
+    }
+
+    /// DELETE with grace 0 and a UID precondition: removes the API object of a pod whose
+    /// kubelet is gone. 404 and a failed precondition mean it is already gone.
+    async fn force_delete(&self, pod: &Pod, r: &PodRef) -> Result<(), String> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &r.namespace);
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: pod.metadata.uid.clone().map(|uid| Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(&r.name, &dp).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+            Err(e) => Err(format!(
+                "error when force-deleting pod \"{}\" in namespace \"{}\": {e}",
+                r.name, r.namespace
+            )),
+        }
     }
 
     fn unblock(&self, r: &PodRef) {

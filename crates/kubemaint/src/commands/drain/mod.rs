@@ -20,6 +20,7 @@ use kubemaint_core::drain::plan::{
     ClusterSnapshot, DrainOptions, DrainPlan, NodeTarget, NodeVerdict, PodAction, drained_line,
     node_failed_line, plan_drain,
 };
+use kubemaint_core::drain::stuck::StuckPolicy;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -75,6 +76,11 @@ pub struct DrainArgs {
     /// Longest wait between retries of a PDB-blocked eviction when no PDB change arrives first.
     #[arg(long = "eviction-retry-delay", default_value = "5s", value_parser = parse_duration)]
     pub eviction_retry_delay: Duration,
+    /// Force-delete (grace 0, UID precondition) pods stuck Terminating this long past their grace
+    /// period on a NotReady node (e.g. 2m). Without it such pods are reported and the node fails
+    /// at --timeout. Only for nodes that are really down: a partitioned node may still run them.
+    #[arg(long = "force-delete-after", value_parser = parse_duration)]
+    pub force_delete_after: Option<Duration>,
     /// Uncordon a node whose drain failed, if kubemaint cordoned it.
     #[arg(long = "uncordon-on-failure")]
     pub uncordon_on_failure: bool,
@@ -447,6 +453,7 @@ async fn drain_pods(
         .map_err(|e| e.to_string())?;
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let blocked = Arc::new(Mutex::new(BTreeMap::new()));
+    let stuck = Arc::new(Mutex::new(BTreeMap::new()));
     let remover = Remover {
         client: evict_client.clone(),
         method,
@@ -460,10 +467,16 @@ async fn drain_pods(
         tracker,
         blocked: blocked.clone(),
         lines_to_stderr: machine,
+        stuck_policy: match args.force_delete_after {
+            Some(d) => StuckPolicy::ForceDeleteAfter(d),
+            None => StuckPolicy::Fail,
+        },
+        stuck: stuck.clone(),
     };
     let total = pods.len();
     let progress = {
         let blocked = blocked.clone();
+        let stuck = stuck.clone();
         let node = node.to_owned();
         tokio::spawn(async move {
             let start = Instant::now();
@@ -479,6 +492,18 @@ async fn drain_pods(
                         start.elapsed().as_secs(),
                         bl.since.elapsed().as_secs(),
                         bl.what
+                    );
+                }
+                let s = stuck.lock().expect("stuck map").clone();
+                if !s.is_empty() {
+                    let names: Vec<String> = s.keys().map(ToString::to_string).collect();
+                    let (_, first) = s.iter().next().expect("non-empty");
+                    eprintln!(
+                        "progress: node/{node}: {} of {total} pods stuck Terminating after {}s ({}): {}",
+                        s.len(),
+                        start.elapsed().as_secs(),
+                        names.join(", "),
+                        first.node.describe()
                     );
                 }
             }
@@ -509,8 +534,27 @@ async fn drain_pods(
         .filter(|r| r.result == PodResult::Failed)
         .map(|r| format!("pod/{}", r.pod.name))
         .collect();
+    let stuck_failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.result == PodResult::Failed)
+        .filter_map(|r| {
+            r.stuck
+                .as_ref()
+                .map(|s| format!("{} ({}s past its grace period)", r.pod, s.stuck_seconds))
+        })
+        .collect();
+    let stuck_node = results
+        .iter()
+        .find_map(|r| r.stuck.as_ref().map(|s| s.node.describe()));
     outcome.pods = results;
     let mut errors = errors;
+    if let (false, Some(why)) = (stuck_failed.is_empty(), stuck_node) {
+        errors.push(format!(
+            "{} pods stuck Terminating because {why}: {}; bring the kubelet back, or rerun with --force-delete-after DURATION to force-delete them",
+            stuck_failed.len(),
+            stuck_failed.join(", ")
+        ));
+    }
     if !blocked_dry.is_empty() {
         // kubectl retries these forever under server dry-run (the budget never moves); we stop
         // and report the node as not drainable right now.
