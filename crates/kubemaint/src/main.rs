@@ -30,7 +30,18 @@ struct Cli {
     command: Command,
 }
 
+/// Restores the default SIGPIPE action, so `kubemaint ... -o json | head` ends quietly like other
+/// Unix tools instead of panicking on a write to a closed pipe (Rust ignores SIGPIPE by default).
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: called first thing in `main`, before any thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    restore_sigpipe();
     // kube brings rustls with `ring`; installing it explicitly keeps a second provider pulled in
     // by any dependency from making rustls panic at the first TLS handshake.
     let _ = rustls::crypto::ring::default_provider().install_default();
