@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Compare `kubemaint etcd snapshot status` with `etcdutl snapshot status` (3.5.1) on a big snapshot:
-# wall time and peak RSS, warm page cache, median of RUNS runs; prints the ratios and checks that
-# both report the same hash / revision / totalKey / totalSize.
+# wall time, CPU time (user + sys) and peak RSS, warm page cache, median of RUNS runs; prints the
+# ratios and checks that both report the same hash / revision / totalKey / totalSize. On a shared,
+# loaded machine wall time mostly measures the wait for a core, so read the CPU ratio beside it
+# (and note `uptime`, which the script prints).
 #
 # Usage: bench/etcd-status.sh [SIZE_MB]          generate ~SIZE_MB of Kubernetes-like data (default 1024)
 #        SNAPSHOT=/path/to/snap.db bench/etcd-status.sh   use an existing snapshot instead
@@ -75,24 +77,28 @@ PY
 fi
 echo "snapshot: $SNAPSHOT ($(du -h "$SNAPSHOT" | cut -f1))"
 
-# measure CMD...: prints "<seconds> <max RSS KiB>" (median run by wall time)
+# measure CMD...: prints "<wall s> <max RSS KiB> <cpu s>" (median run by wall time; cpu = user + sys
+# of that run)
 measure() {
   "$@" >/dev/null 2>&1 # warm the page cache
   for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f '%e %M' "$@" 2>&1 >/dev/null | tail -1
-  done | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+    /usr/bin/time -f '%e %M %U %S' "$@" 2>&1 >/dev/null | tail -1
+  done | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p" | awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }'
 }
 
-read -r ku_t ku_rss < <(measure "$KUBEMAINT" etcd snapshot status -o json "$SNAPSHOT")
-read -r eu_t eu_rss < <(measure "$E35/etcdutl" snapshot status -w json "$SNAPSHOT")
+echo "load before: $(uptime)"
+read -r ku_t ku_rss ku_cpu < <(measure "$KUBEMAINT" etcd snapshot status -o json "$SNAPSHOT")
+read -r eu_t eu_rss eu_cpu < <(measure "$E35/etcdutl" snapshot status -w json "$SNAPSHOT")
+echo "load after:  $(uptime)"
 
 ours=$("$KUBEMAINT" etcd snapshot status -o json "$SNAPSHOT" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["hash"], d["revision"], d["totalKey"], d["totalSize"])')
 theirs=$("$E35/etcdutl" snapshot status -w json "$SNAPSHOT" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["hash"], d["revision"], d["totalKey"], d["totalSize"])')
 
-printf '%-34s %10s %14s\n' "snapshot status" "wall (s)" "peak RSS (MiB)"
-printf '%-34s %10s %14d\n' "etcdutl 3.5.1" "$eu_t" $((eu_rss / 1024))
-printf '%-34s %10s %14d\n' "kubemaint" "$ku_t" $((ku_rss / 1024))
-python3 -c "import sys; e,k=float(sys.argv[1]),float(sys.argv[2]); print(f'speed-up (etcdutl / kubemaint): {e/max(k,0.001):.1f}x')" "$eu_t" "$ku_t"
+printf '%-34s %10s %10s %14s\n' "snapshot status" "wall (s)" "cpu (s)" "peak RSS (MiB)"
+printf '%-34s %10s %10s %14d\n' "etcdutl 3.5.1" "$eu_t" "$eu_cpu" $((eu_rss / 1024))
+printf '%-34s %10s %10s %14d\n' "kubemaint" "$ku_t" "$ku_cpu" $((ku_rss / 1024))
+python3 -c "import sys; e,k=float(sys.argv[1]),float(sys.argv[2]); print(f'speed-up (etcdutl / kubemaint): {e/max(k,0.001):.1f}x wall')" "$eu_t" "$ku_t"
+python3 -c "import sys; e,k=float(sys.argv[1]),float(sys.argv[2]); print(f'CPU ratio (etcdutl / kubemaint): {e/max(k,0.001):.1f}x')" "$eu_cpu" "$ku_cpu"
 echo "etcdutl   (hash revision totalKey totalSize): $theirs"
 echo "kubemaint (hash revision totalKey totalSize): $ours"
 if [[ $ours == "$theirs" ]]; then echo "figures: identical"; else echo "figures: DIFFERENT" >&2; exit 1; fi
