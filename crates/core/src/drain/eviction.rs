@@ -266,8 +266,12 @@ pub fn classify_eviction_response(
         404 => EvictionOutcome::Done {
             reason: "pod not found".to_owned(),
         },
+        // Two wordings: the storage layer's ("Precondition failed: UID in precondition: …")
+        // and the eviction handler's own check, which a v1.20 server answers with ("the UID in
+        // the precondition (…) does not match the UID in record (…)").
         409 if message.contains("Precondition failed")
-            || message.contains("UID in precondition") =>
+            || message.contains("UID in precondition")
+            || message.contains("UID in the precondition") =>
         {
             EvictionOutcome::Done {
                 reason: "pod was replaced (UID precondition failed)".to_owned(),
@@ -447,6 +451,14 @@ mod tests {
         );
         assert!(matches!(
             classify_eviction_response(409, Some(&uid), None, false),
+            EvictionOutcome::Done { .. }
+        ));
+        // The v1.20 eviction handler's wording (seen on the lab).
+        let uid120 = status(
+            json!({"code":409,"reason":"Conflict","message":"Operation cannot be fulfilled on Pod \"web-0\": the UID in the precondition (a) does not match the UID in record (b). The object might have been deleted and then recreated"}),
+        );
+        assert!(matches!(
+            classify_eviction_response(409, Some(&uid120), None, false),
             EvictionOutcome::Done { .. }
         ));
         let other409 = status(

@@ -180,6 +180,7 @@ impl PdbGate {
                     match &ev {
                         watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
                             let (k, v) = pdb_entry(o);
+                            tracing::debug!(pdb = %k, disruptions_allowed = v, "budget update");
                             m.insert(k, v);
                         }
                         watcher::Event::Delete(o) => {
@@ -633,3 +634,6 @@ impl Remover {
         self.blocked.lock().expect("progress map").remove(r);
     }
 }
+
+#[cfg(test)]
+mod lab_tests;
