@@ -4,8 +4,10 @@
 # A Deployment of $PODS pods (default 60) under a PDB with maxUnavailable 1 is put on one worker;
 # simulated pods take $DELAY_MS (default 1500) to become Ready and to shut down. kubectl drains
 # worker-1, then the same setup is rebuilt on worker-2 and kubemaint drains it. Reported: wall
-# time and number of API requests of each tool (kubectl -v=6 request lines; kubemaint's kube
-# client "requesting" debug events), and kubemaint/kubectl ratios.
+# time and number of API requests of each tool, counted by the API server itself (the lab's audit
+# log, DIR/logs/audit.log: requests received during the drain whose userAgent starts with
+# `kubectl` resp. `kubemaint/`), and kubemaint/kubectl ratios. KEEP=1 keeps the work dir
+# (outputs, audit log, kubemaint's debug log with budget updates) for a timeline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${PROFILE:-release}
@@ -14,17 +16,31 @@ delay=${DELAY_MS:-1500}
 kubectl=${KUBECTL:-/usr/lib/google-cloud-sdk/bin/kubectl.1.27}
 flag=""; [ "$profile" = release ] && flag=--release
 cargo build $flag -p kubemaint -p kubemaint-lab --locked -q
-lab=target/$profile/kubemaint-lab
-km=target/$profile/kubemaint
+target=${CARGO_TARGET_DIR:-target}
+lab=$target/$profile/kubemaint-lab
+km=$target/$profile/kubemaint
 work=$(mktemp -d /tmp/kubemaint-bench-drain.XXXXXX)
 # Private copies: the shared target dir may be rebuilt by someone else meanwhile.
 cp "$lab" "$km" "$work/"; lab=$work/kubemaint-lab; km=$work/kubemaint
 dir=$work/lab
-trap '$lab down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap '$lab down --dir "$dir" >/dev/null 2>&1 || true; [ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"' EXIT
 $lab up --dir "$dir" --workers 3 --ready-delay-ms "$delay" --shutdown-delay-ms "$delay" >/dev/null
 export KUBECONFIG=$dir/admin.conf
 k() { "$kubectl" "$@"; }
 now() { date +%s.%N; }
+iso() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
+audit=$dir/logs/audit.log
+# Requests received in [$1, $2] whose user agent starts with $3 (one audit event per request).
+count() {
+  jq -r --arg a "$1" --arg b "$2" --arg ua "$3" \
+    'select(.requestReceivedTimestamp >= $a and .requestReceivedTimestamp <= $b and ((.userAgent // "") | startswith($ua))) | .verb' \
+    "$audit" | wc -l
+}
+verbs() {
+  jq -r --arg a "$1" --arg b "$2" --arg ua "$3" \
+    'select(.requestReceivedTimestamp >= $a and .requestReceivedTimestamp <= $b and ((.userAgent // "") | startswith($ua))) | "\(.verb) \(.objectRef.resource // "-")/\(.objectRef.subresource // "") \(.responseStatus.code)"' \
+    "$audit" | sort | uniq -c | sort -rn
+}
 
 # Put the workload (namespace bench-$1) on node $2 only, wait until every pod is Ready, then make
 # all workers schedulable again so evicted pods have somewhere to go.
@@ -62,19 +78,24 @@ YAML
 }
 
 setup kubectl worker-1
-t=$(now)
-k drain worker-1 --ignore-daemonsets --timeout=900s -v=6 >"$work/kubectl.out" 2>"$work/kubectl.err"
-kubectl_s=$(echo "$(now) - $t" | bc)
-kubectl_req=$(grep -cE ' (GET|POST|PUT|PATCH|DELETE) https://' "$work/kubectl.err" || true)
+a=$(iso); t=$(now)
+k drain worker-1 --ignore-daemonsets --timeout=900s >"$work/kubectl.out" 2>"$work/kubectl.err"
+kubectl_s=$(echo "$(now) - $t" | bc); b=$(iso)
+sleep 1
+kubectl_req=$(count "$a" "$b" kubectl)
+verbs "$a" "$b" kubectl >"$work/kubectl.verbs"
 k delete namespace bench-kubectl --wait=true >/dev/null
 k uncordon worker-1 >/dev/null
 
 setup kubemaint worker-2
-t=$(now)
-RUST_LOG=kube_client::client::builder=debug "$km" drain worker-2 --ignore-daemonsets --timeout=900s \
+a=$(iso); t=$(now)
+RUST_LOG=kubemaint=debug "$km" drain worker-2 --ignore-daemonsets --timeout=900s \
   >"$work/kubemaint.out" 2>"$work/kubemaint.err"
-km_s=$(echo "$(now) - $t" | bc)
-km_req=$(grep -c 'requesting' "$work/kubemaint.err" || true)
+km_s=$(echo "$(now) - $t" | bc); b=$(iso)
+sleep 1
+km_req=$(count "$a" "$b" kubemaint/)
+verbs "$a" "$b" kubemaint/ >"$work/kubemaint.verbs"
+[ "$km_req" -gt 0 ] || { echo "no kubemaint/ requests in the audit log: is the user agent set?" >&2; exit 1; }
 
 printf 'pods on the node: %s, Ready/shutdown delay: %s ms, PDB maxUnavailable 1\n' "$pods" "$delay"
 printf '%-10s %10s %10s\n' tool wall_s requests
@@ -83,3 +104,8 @@ printf '%-10s %10.1f %10d\n' kubemaint "$km_s" "$km_req"
 printf 'ratio kubemaint/kubectl: wall %.2f, requests %.2f\n' \
   "$(echo "$km_s / $kubectl_s" | bc -l)" "$(echo "$km_req / $kubectl_req" | bc -l)"
 echo "kubectl: $(tail -n 1 "$work/kubectl.out")   kubemaint: $(tail -n 1 "$work/kubemaint.out")"
+echo "requests by verb, resource/subresource, code:"
+echo "kubectl:"; sed 's/^/  /' "$work/kubectl.verbs"
+echo "kubemaint:"; sed 's/^/  /' "$work/kubemaint.verbs"
+# Where kubemaint's time goes: its reaction to the budget vs the cluster's own pace.
+python3 bench/drain_timeline.py "$work/kubemaint.err" "$audit" kubemaint/ || true
