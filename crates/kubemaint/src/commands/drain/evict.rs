@@ -261,6 +261,8 @@ pub struct Remover {
     pub stuck_policy: StuckPolicy,
     /// Pods stuck right now.
     pub stuck: Arc<Mutex<BTreeMap<PodRef, StuckTerminating>>>,
+    /// The live progress view (stderr is a terminal); event lines are printed above it.
+    pub bar: Option<indicatif::ProgressBar>,
 }
 
 enum Sent {
@@ -270,10 +272,24 @@ enum Sent {
 
 impl Remover {
     fn out(&self, line: &str) {
-        if self.lines_to_stderr {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
+        let print = || {
+            if self.lines_to_stderr {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
+    /// A line on stderr, above the live progress view if there is one.
+    fn err(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
     }
 
@@ -438,9 +454,9 @@ impl Remover {
                     message,
                     retry_after_seconds,
                 } => {
-                    eprintln!(
+                    self.err(&format!(
                         "error when evicting pods/\"{name}\" -n \"{ns}\" (will retry after {delay}): {message}"
-                    );
+                    ));
                     let what = match &pdb {
                         Some(p) => format!("PDB {ns}/{p}: {message}"),
                         None => message.clone(),
@@ -482,9 +498,9 @@ impl Remover {
                     pod_deleting: true, ..
                 } => break,
                 EvictionOutcome::NamespaceTerminating { message, .. } => {
-                    eprintln!(
+                    self.err(&format!(
                         "error when evicting pod \"{name}\" from terminating namespace \"{ns}\" (will retry after {delay}): {message}"
-                    );
+                    ));
                     self.pause(self.retry_delay).await;
                 }
                 EvictionOutcome::MultiplePdb { message }
@@ -553,7 +569,7 @@ impl Remover {
                             .insert(r.clone(), s.clone())
                             .is_none();
                         if first {
-                            eprintln!("warning: {}", s.explain(&r.to_string()));
+                            self.err(&format!("warning: {}", s.explain(&r.to_string())));
                         }
                         if !force_deleted
                             && stuck_action(&s, self.stuck_policy, now) == StuckAction::ForceDelete

@@ -6,6 +6,7 @@ mod cluster;
 mod evict;
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -432,6 +433,38 @@ async fn leave_or_undo_cordon(nodes_api: &Api<Node>, node: &str, undo: bool) -> 
     }
 }
 
+/// The live view's message: what holds the drain up right now.
+fn live_blocker(
+    blocked: &Mutex<BTreeMap<kubemaint_core::drain::PodRef, evict::Blocked>>,
+    stuck: &Mutex<
+        BTreeMap<kubemaint_core::drain::PodRef, kubemaint_core::drain::stuck::StuckTerminating>,
+    >,
+) -> String {
+    let s = stuck.lock().expect("stuck map");
+    if let Some((pod, st)) = s.iter().next() {
+        return format!(
+            "{} stuck Terminating ({pod} {}s): {}",
+            s.len(),
+            st.stuck_seconds,
+            st.node.describe()
+        );
+    }
+    let b = blocked.lock().expect("progress map");
+    match b.iter().next() {
+        Some((pod, bl)) => {
+            // Short enough for one terminal line: the budget's name and its numbers.
+            let (who, msg) = bl.what.split_once(": ").unwrap_or(("", bl.what.as_str()));
+            let numbers = msg.find("needs ").map_or(msg, |i| &msg[i..]);
+            format!(
+                "{} waiting on {who}: {numbers} (longest: {pod}, {}s)",
+                b.len(),
+                bl.since.elapsed().as_secs()
+            )
+        }
+        None => String::new(),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn drain_pods(
     evict_client: &kube::Client,
@@ -472,14 +505,42 @@ async fn drain_pods(
             None => StuckPolicy::Fail,
         },
         stuck: stuck.clone(),
+        bar: None,
     };
     let total = pods.len();
+    // On a terminal: a live view (pods left, the current blocker, elapsed). Otherwise plain
+    // progress lines every 10 s (scripts and tests read those).
+    let bar = (!machine && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} node/{prefix} {pos}/{len} removed [{bar:20}] {elapsed} {wide_msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(node.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let remover = Remover {
+        bar: bar.clone(),
+        ..remover
+    };
     let progress = {
         let blocked = blocked.clone();
         let stuck = stuck.clone();
         let node = node.to_owned();
+        let bar = bar.clone();
         tokio::spawn(async move {
             let start = Instant::now();
+            if let Some(bar) = bar {
+                let mut tick = tokio::time::interval(Duration::from_millis(250));
+                loop {
+                    tick.tick().await;
+                    bar.set_message(live_blocker(&blocked, &stuck));
+                }
+            }
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             tick.tick().await;
             loop {
@@ -512,11 +573,20 @@ async fn drain_pods(
     let results: Vec<PodOutcome> = futures::stream::iter(pods)
         .map(|p| {
             let r = remover.clone();
-            async move { r.remove(p).await }
+            async move {
+                let o = r.remove(p).await;
+                if let Some(bar) = &r.bar {
+                    bar.inc(1);
+                }
+                o
+            }
         })
         .buffer_unordered(args.max_concurrent_evictions)
         .collect()
         .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     progress.abort();
     watch_handle.abort();
     let errors: Vec<String> = results
