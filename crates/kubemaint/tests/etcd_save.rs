@@ -254,12 +254,9 @@ fn save_matches_etcdctl_on_etcd_3_5() {
     check_save_against_etcdctl(EtcdVersion::V3_5);
 }
 
+/// A free loopback port, never one handed out before in this test binary.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    kubemaint_lab::process::free_port().expect("a free loopback port")
 }
 
 fn assert_fails_with(out: &Output, needles: &[&str], file: &Path) {

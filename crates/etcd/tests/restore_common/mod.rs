@@ -57,13 +57,22 @@ pub fn etcdutl() -> PathBuf {
     p
 }
 
-/// A free TCP port on 127.0.0.1 (released before returning; etcd binds it right after).
+/// A free TCP port on 127.0.0.1, never one this test binary handed out before (a port is released
+/// before etcd binds it, so two separate allocations could otherwise get the same number).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A running etcd member, killed on drop.
