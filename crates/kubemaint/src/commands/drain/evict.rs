@@ -263,6 +263,8 @@ pub struct Remover {
     pub stuck: Arc<Mutex<BTreeMap<PodRef, StuckTerminating>>>,
     /// The live progress view (stderr is a terminal); event lines are printed above it.
     pub bar: Option<indicatif::ProgressBar>,
+    /// Pods whose first attempt waits for their budget (`namespace/name`) through the watch.
+    pub first_gate: Arc<BTreeMap<PodRef, String>>,
 }
 
 enum Sent {
@@ -413,6 +415,21 @@ impl Remover {
             stuck: stuck_map.lock().expect("stuck map").remove(&r),
         };
         let (name, ns) = (r.name.clone(), r.namespace.clone());
+        if let (None, Some(key)) = (self.dry_run, self.first_gate.get(&r))
+            && !self.pdb_gate.try_take(key)
+        {
+            self.blocked
+                .lock()
+                .expect("progress map")
+                .entry(r.clone())
+                .or_insert(Blocked {
+                    since: Instant::now(),
+                    what: format!("PDB {key}: waiting for it to allow a disruption"),
+                });
+            // Returns when the budget hands us a disruption, or after the safety net / retry
+            // delay: then the eviction is tried anyway and the server decides.
+            self.wait_for_budget(key, self.retry_delay).await;
+        }
         loop {
             if self.timed_out() {
                 self.unblock(&r);

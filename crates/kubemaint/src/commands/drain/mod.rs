@@ -327,11 +327,24 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
                 outcome.status = "planned".into();
                 Ok(())
             } else {
+                // Pods whose budget allowed a disruption at planning time take their first
+                // attempt through the budget watch, like a retry: with a budget of 1, the pods
+                // behind the first do not each draw a refused request first.
+                let first_gate: BTreeMap<_, _> = node_plan
+                    .pods
+                    .iter()
+                    .filter_map(|p| match &p.pdb {
+                        Some(kubemaint_core::drain::pdb::PodPdbVerdict::Allowed {
+                            pdb, ..
+                        }) => Some((p.pod.clone(), pdb.clone())),
+                        _ => None,
+                    })
+                    .collect();
                 drain_pods(
                     &evict_client,
                     &client,
                     node,
-                    pods,
+                    (pods, first_gate),
                     &args,
                     method,
                     dry_run,
@@ -470,7 +483,10 @@ async fn drain_pods(
     evict_client: &kube::Client,
     client: &kube::Client,
     node: &str,
-    pods: Vec<k8s_openapi::api::core::v1::Pod>,
+    (pods, first_gate): (
+        Vec<k8s_openapi::api::core::v1::Pod>,
+        BTreeMap<kubemaint_core::drain::PodRef, String>,
+    ),
     args: &DrainArgs,
     method: RemovalMethod,
     dry_run: Option<DryRun>,
@@ -506,6 +522,7 @@ async fn drain_pods(
         },
         stuck: stuck.clone(),
         bar: None,
+        first_gate: Arc::new(first_gate),
     };
     let total = pods.len();
     // On a terminal: a live view (pods left, the current blocker, elapsed). Otherwise plain

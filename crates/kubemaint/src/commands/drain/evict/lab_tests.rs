@@ -96,6 +96,7 @@ async fn eviction_with_a_stale_uid_is_refused_and_counts_as_done() {
         stuck_policy: StuckPolicy::Fail,
         stuck: Arc::new(Mutex::new(BTreeMap::new())),
         bar: None,
+        first_gate: Arc::default(),
     };
 
     // The request itself: the server refuses the stale UID with 409, classified as done.
