@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use kubemaint_lab::state::SimSettings;
-use kubemaint_lab::testing::{KUBECTL_1_27 as KUBECTL, Kubectl, pod_ready};
-use kubemaint_lab::{KubeletMode, Lab, UpOptions};
+use kubemaint_lab::Lab;
+use kubemaint_lab::testing::{Kubectl, pod_ready, start_lab};
 
 const SPARES: [&str; 2] = ["worker-3", "worker-4"];
 
@@ -295,21 +294,8 @@ fn scenario(
 
 #[test]
 fn kubemaint_drain_matches_kubectl_drain() {
-    assert!(
-        std::path::Path::new(KUBECTL).is_file(),
-        "{KUBECTL} missing: the machine image's kubectl package provides it"
-    );
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = UpOptions::new(dir.path(), 4);
-    opts.kubelets = KubeletMode::InProcess;
-    opts.sim = SimSettings {
-        ready_delay_ms: 300,
-        shutdown_delay_ms: 300,
-    };
-    let lab = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(Lab::up(opts))
-        .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let lab = start_lab(dir.path(), 4, 300);
     let kubectl = Kubectl::new(&lab.kubeconfig());
     let ctx = Ctx { lab, kubectl };
 

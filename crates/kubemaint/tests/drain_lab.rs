@@ -3,60 +3,24 @@
 //! blockers named with their numbers, the preflight deadlock verdict in the JSON report, and a
 //! server dry-run that ends (non-zero, naming the budget) instead of retrying forever.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kubemaint_lab::state::{LabState, SimSettings};
-use kubemaint_lab::testing::{Kubectl, pod_ready, wait_for};
-use kubemaint_lab::{KubeletMode, Lab, UpOptions};
-
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.27";
+use kubemaint_lab::Lab;
+use kubemaint_lab::state::LabState;
+use kubemaint_lab::testing::{Kubectl, pod_ready, start_lab, wait_for};
 
 struct Ctx {
     lab: Lab,
+    kubectl: Kubectl,
 }
 
 impl Ctx {
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(self.lab.kubeconfig())
-            .args(args)
-            .output()
-            .expect("run kubectl")
-    }
     fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.kubectl.ok(args)
     }
     fn apply(&self, yaml: &str) {
-        let mut child = Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(self.lab.kubeconfig())
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(yaml.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "apply failed: {}\n{yaml}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.kubectl.apply(yaml)
     }
     /// Runs kubemaint; fails the test if it runs longer than `limit`.
     fn kubemaint(&self, args: &[&str], limit: Duration) -> (Output, String, String) {
@@ -119,22 +83,10 @@ fn annotations(node: &serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn drain_improvements_on_the_lab() {
-    assert!(
-        std::path::Path::new(KUBECTL).is_file(),
-        "{KUBECTL} missing: the machine image's kubectl package provides it"
-    );
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = UpOptions::new(dir.path(), 3);
-    opts.kubelets = KubeletMode::InProcess;
-    opts.sim = SimSettings {
-        ready_delay_ms: 300,
-        shutdown_delay_ms: 300,
-    };
-    let lab = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(Lab::up(opts))
-        .unwrap_or_else(|e| panic!("lab up: {e}"));
-    let ctx = Ctx { lab };
+    let lab = start_lab(dir.path(), 3, 300);
+    let kubectl = Kubectl::new(&lab.kubeconfig());
+    let ctx = Ctx { lab, kubectl };
     let quick = Duration::from_secs(60);
 
     // 1. Cordon records ownership; uncordon removes it; no request when already cordoned.

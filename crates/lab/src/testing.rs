@@ -108,3 +108,19 @@ pub fn pod_ready(pod: &serde_json::Value) -> bool {
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
     })
 }
+
+/// Starts a lab for a test (one control plane, `workers` workers, in-process kubelets, pods
+/// Ready and shut down after `delay_ms`), blocking until every node is Ready; panics with the
+/// cause if it cannot. The lab is torn down when it is dropped or the test process exits.
+pub fn start_lab(dir: &Path, workers: u32, delay_ms: u64) -> crate::Lab {
+    let mut opts = crate::UpOptions::new(dir, workers);
+    opts.kubelets = crate::KubeletMode::InProcess;
+    opts.sim = crate::state::SimSettings {
+        ready_delay_ms: delay_ms,
+        shutdown_delay_ms: delay_ms,
+    };
+    tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(crate::Lab::up(opts))
+        .unwrap_or_else(|e| panic!("lab up failed: {e}"))
+}
