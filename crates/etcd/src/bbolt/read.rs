@@ -407,6 +407,24 @@ impl<'a> Page<'a> {
         }
     }
 
+    /// Start and end of an element's key: `pos` counts from the element header at `at`
+    /// (bbolt's layout for both leaf and branch elements); overflow is a fault, not a panic.
+    fn key_span(
+        &self,
+        index: usize,
+        at: usize,
+        pos: u32,
+        ksize: u32,
+    ) -> Result<(usize, usize), Error> {
+        let kstart = at
+            .checked_add(pos as usize)
+            .ok_or_else(|| self.element_fault(index, "key offset overflows"))?;
+        let kend = kstart
+            .checked_add(ksize as usize)
+            .ok_or_else(|| self.element_fault(index, "key size overflows"))?;
+        Ok((kstart, kend))
+    }
+
     /// Leaf element `index` with its key and value, bounds-checked against the page span.
     pub fn leaf(&self, index: usize) -> Result<Entry<'a>, Error> {
         let at = PAGE_HEADER_SIZE + index * LEAF_ELEMENT_SIZE;
@@ -415,12 +433,7 @@ impl<'a> Page<'a> {
             .get(at..)
             .and_then(LeafElement::parse)
             .ok_or_else(|| self.element_fault(index, "element header beyond end of page"))?;
-        let kstart = at
-            .checked_add(e.pos as usize)
-            .ok_or_else(|| self.element_fault(index, "key offset overflows"))?;
-        let kend = kstart
-            .checked_add(e.ksize as usize)
-            .ok_or_else(|| self.element_fault(index, "key size overflows"))?;
+        let (kstart, kend) = self.key_span(index, at, e.pos, e.ksize)?;
         let vend = kend
             .checked_add(e.vsize as usize)
             .ok_or_else(|| self.element_fault(index, "value size overflows"))?;
@@ -444,12 +457,7 @@ impl<'a> Page<'a> {
             .get(at..)
             .and_then(BranchElement::parse)
             .ok_or_else(|| self.element_fault(index, "element header beyond end of page"))?;
-        let kstart = at
-            .checked_add(e.pos as usize)
-            .ok_or_else(|| self.element_fault(index, "key offset overflows"))?;
-        let kend = kstart
-            .checked_add(e.ksize as usize)
-            .ok_or_else(|| self.element_fault(index, "key size overflows"))?;
+        let (kstart, kend) = self.key_span(index, at, e.pos, e.ksize)?;
         if kend > self.data.len() {
             return Err(self.element_fault(index, "key extends beyond end of page"));
         }

@@ -686,6 +686,7 @@ pub fn explain_error(
                     detail,
                 }
             }
+            // The server refused our certificate, or our lack of one.
             rustls::Error::AlertReceived(
                 A::BadCertificate
                 | A::UnknownCA
@@ -694,23 +695,20 @@ pub fn explain_error(
                 | A::CertificateExpired
                 | A::CertificateRevoked
                 | A::AccessDenied,
-            ) if tls.client.is_none() => ClientError::ClientCertRequired {
-                endpoint: ep,
-                detail,
-            },
-            rustls::Error::AlertReceived(
-                A::BadCertificate
-                | A::UnknownCA
-                | A::CertificateUnknown
-                | A::UnsupportedCertificate
-                | A::CertificateExpired
-                | A::CertificateRevoked
-                | A::AccessDenied,
-            ) => ClientError::ClientCertRejected {
-                endpoint: ep,
-                cert,
-                detail,
-            },
+            ) => {
+                if tls.client.is_none() {
+                    ClientError::ClientCertRequired {
+                        endpoint: ep,
+                        detail,
+                    }
+                } else {
+                    ClientError::ClientCertRejected {
+                        endpoint: ep,
+                        cert,
+                        detail,
+                    }
+                }
+            }
             _ => ClientError::Tls {
                 endpoint: ep,
                 detail,
