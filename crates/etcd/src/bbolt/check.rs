@@ -14,16 +14,47 @@ use super::read::MAX_TREE_DEPTH;
 use super::{Bucket, Db, Entry, Error, MetaState, Page};
 
 /// Receives every entry of every bucket, in key order, during [`check`].
-pub trait Visitor<'a> {
+///
+/// A visitor that can [`fork`](Visitor::fork) lets the walk hand the second half of a big bucket
+/// to a second thread: a snapshot is one huge `key` bucket, and one core cannot pull a gigabyte
+/// through page faults, the CRC and the key map as fast as two.
+pub trait Visitor<'a>: Send {
     /// `path` is the chain of bucket names containing `entry`; it is empty for the root bucket,
     /// whose entries are the top-level buckets. A nested bucket's entry is delivered before its
     /// contents.
     fn entry(&mut self, path: &[&'a [u8]], entry: &Entry<'a>);
+
+    /// A fresh visitor for a run of entries that all come after every entry this one sees (they
+    /// are visited concurrently, then handed back through [`join`](Visitor::join)). `None`, the
+    /// default, keeps the walk on one thread.
+    fn fork(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
+    /// Called on each side of a split, on that side's thread, once its half is walked: the place
+    /// for per-half work that should also run in parallel (sorting, say).
+    fn half_done(&mut self) {}
+
+    /// Absorbs `later`, a visitor from [`fork`](Visitor::fork) that saw the entries right after
+    /// the last one this visitor saw.
+    fn join(&mut self, later: Self)
+    where
+        Self: Sized,
+    {
+        let _ = later;
+    }
 }
 
 /// A visitor that ignores everything (pure structural check).
 impl<'a> Visitor<'a> for () {
     fn entry(&mut self, _: &[&'a [u8]], _: &Entry<'a>) {}
+
+    fn fork(&self) -> Option<Self> {
+        Some(())
+    }
 }
 
 /// Figures gathered by a successful [`check`].
@@ -59,37 +90,41 @@ pub struct Stats {
 }
 
 /// Walks the whole database; returns the first fault found, or the gathered [`Stats`].
+///
+/// If the visitor can fork, the second half of the first big bucket (three levels or more) is
+/// walked on a second thread; faults, statistics and visitor state come out as from one walk.
 pub fn check<'a, V: Visitor<'a>>(db: &'a Db, visitor: &mut V) -> Result<Stats, Error> {
     let hwm = db.meta().pgid;
-    let mut w = Walker {
-        db,
-        visitor,
-        reachable: BitSet::new(hwm),
-        freed: None,
-        path: Vec::new(),
-        stats: Stats {
-            hwm_pages: hwm,
-            page_size: db.page_size() as u64,
-            ..Stats::default()
-        },
+    let mut stats = Stats {
+        hwm_pages: hwm,
+        page_size: db.page_size() as u64,
+        ..Stats::default()
     };
     for (i, m) in db.metas().iter().enumerate() {
         match m {
             MetaState::Valid(_) => {}
-            MetaState::Invalid(f) => w
-                .stats
+            MetaState::Invalid(f) => stats
                 .warnings
                 .push(format!("meta page {i} is invalid: {f}")),
-            MetaState::Missing => w.stats.warnings.push(format!("meta page {i} is missing")),
+            MetaState::Missing => stats.warnings.push(format!("meta page {i} is missing")),
         }
     }
-    w.reachable.insert(0);
-    w.reachable.insert(1);
-    w.stats.used_pages = 2;
-    w.load_freelist()?;
-    let root = db.root();
-    w.walk_bucket(root, 0)?;
-    if let Some(freed) = &w.freed {
+    let mut reachable = BitSet::new(hwm);
+    reachable.insert(0);
+    reachable.insert(1);
+    stats.used_pages = 2;
+    let freed = load_freelist(db, &mut reachable, &mut stats)?;
+    let mut w = Walker {
+        db,
+        visitor,
+        reachable,
+        freed: freed.as_ref(),
+        path: Vec::new(),
+        stats,
+        may_split: true,
+    };
+    w.walk_bucket(db.root(), 0)?;
+    if let Some(freed) = &freed {
         for id in FIRST_DATA_PAGE..hwm {
             if !w.reachable.contains(id) && !freed.contains(id) {
                 return Err(Error::UnreachableUnfreed { pgid: id });
@@ -100,96 +135,150 @@ pub fn check<'a, V: Visitor<'a>>(db: &'a Db, visitor: &mut V) -> Result<Stats, E
     Ok(w.stats)
 }
 
-struct Walker<'a, 'v, V> {
+/// Parses and marks a persisted freelist page; returns the set of free page ids.
+fn load_freelist(
+    db: &Db,
+    reachable: &mut BitSet,
+    stats: &mut Stats,
+) -> Result<Option<BitSet>, Error> {
+    let id = db.meta().freelist;
+    if id == PGID_NO_FREELIST {
+        return Ok(None);
+    }
+    stats.freelist_persisted = true;
+    if id < FIRST_DATA_PAGE {
+        return Err(Error::MetaPageReferenced { pgid: id });
+    }
+    let page = db.page(id)?;
+    let bad = |what: String| Error::BadFreelist {
+        pgid: id,
+        offset: page.offset,
+        what,
+    };
+    if page.header.flags != FREELIST_PAGE_FLAG {
+        return Err(bad(format!(
+            "page type is {}, not freelist",
+            page.header.type_name()
+        )));
+    }
+    mark(reachable, None, stats, &page, db.page_size())?;
+    let (count, start) = if page.header.count == FREELIST_COUNT_OVERFLOW {
+        let n = page
+            .data
+            .get(16..24)
+            .map(|b| le_u64(b, 0))
+            .ok_or_else(|| bad("count word beyond end of page".into()))?;
+        (n, 24usize)
+    } else {
+        (u64::from(page.header.count), 16usize)
+    };
+    let avail = ((page.data.len() - start) / 8) as u64;
+    if count > avail {
+        return Err(bad(format!(
+            "{count} ids do not fit in the page (room for {avail})"
+        )));
+    }
+    let hwm = db.meta().pgid;
+    let mut freed = BitSet::new(hwm);
+    for i in 0..count as usize {
+        let fid = le_u64(page.data, start + i * 8);
+        if fid < FIRST_DATA_PAGE || fid >= hwm {
+            return Err(bad(format!("free id {fid} outside [2, {hwm})")));
+        }
+        if freed.contains(fid) {
+            return Err(bad(format!("page {fid} freed twice")));
+        }
+        freed.insert(fid);
+    }
+    for i in 0..=u64::from(page.header.overflow) {
+        if freed.contains(id + i) {
+            return Err(Error::ReachableFreed { pgid: id + i });
+        }
+    }
+    Ok(Some(freed))
+}
+
+/// Records `page` (and its overflow) as reachable; faults on a second reference.
+fn mark(
+    reachable: &mut BitSet,
+    freed: Option<&BitSet>,
+    stats: &mut Stats,
+    page: &Page<'_>,
+    page_size: usize,
+) -> Result<(), Error> {
+    let pages = u64::from(page.header.overflow) + 1;
+    for i in 0..pages {
+        let id = page.id + i;
+        if reachable.contains(id) {
+            return Err(Error::MultipleReferences {
+                pgid: id,
+                offset: id * page_size as u64,
+            });
+        }
+        if let Some(f) = freed
+            && f.contains(id)
+        {
+            return Err(Error::ReachableFreed { pgid: id });
+        }
+        reachable.insert(id);
+    }
+    stats.used_pages += pages;
+    stats.overflow_pages += pages - 1;
+    Ok(())
+}
+
+impl Stats {
+    /// Adds the counts of a walk over a disjoint part of the tree.
+    fn absorb(&mut self, other: Stats) {
+        self.used_pages += other.used_pages;
+        self.branch_pages += other.branch_pages;
+        self.leaf_pages += other.leaf_pages;
+        self.overflow_pages += other.overflow_pages;
+        self.buckets += other.buckets;
+        self.inline_buckets += other.inline_buckets;
+        self.entries += other.entries;
+        self.max_depth = self.max_depth.max(other.max_depth);
+        self.warnings.extend(other.warnings);
+    }
+}
+
+struct Walker<'a, 'v, 'f, V> {
     db: &'a Db,
     visitor: &'v mut V,
     reachable: BitSet,
-    freed: Option<BitSet>,
+    freed: Option<&'f BitSet>,
     path: Vec<&'a [u8]>,
     stats: Stats,
+    /// Whether this walker may hand half of a big bucket to a second thread. Only the first
+    /// walker does, so at most two threads run at once.
+    may_split: bool,
 }
 
-impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
-    fn load_freelist(&mut self) -> Result<(), Error> {
-        let id = self.db.meta().freelist;
-        if id == PGID_NO_FREELIST {
-            return Ok(());
-        }
-        self.stats.freelist_persisted = true;
-        if id < FIRST_DATA_PAGE {
-            return Err(Error::MetaPageReferenced { pgid: id });
-        }
-        let page = self.db.page(id)?;
-        let bad = |what: String| Error::BadFreelist {
-            pgid: id,
-            offset: page.offset,
-            what,
-        };
-        if page.header.flags != FREELIST_PAGE_FLAG {
-            return Err(bad(format!(
-                "page type is {}, not freelist",
-                page.header.type_name()
-            )));
-        }
-        self.mark(&page)?;
-        let (count, start) = if page.header.count == FREELIST_COUNT_OVERFLOW {
-            let n = page
-                .data
-                .get(16..24)
-                .map(|b| le_u64(b, 0))
-                .ok_or_else(|| bad("count word beyond end of page".into()))?;
-            (n, 24usize)
-        } else {
-            (u64::from(page.header.count), 16usize)
-        };
-        let avail = ((page.data.len() - start) / 8) as u64;
-        if count > avail {
-            return Err(bad(format!(
-                "{count} ids do not fit in the page (room for {avail})"
-            )));
-        }
-        let hwm = self.db.meta().pgid;
-        let mut freed = BitSet::new(hwm);
-        for i in 0..count as usize {
-            let fid = le_u64(page.data, start + i * 8);
-            if fid < FIRST_DATA_PAGE || fid >= hwm {
-                return Err(bad(format!("free id {fid} outside [2, {hwm})")));
-            }
-            if freed.contains(fid) {
-                return Err(bad(format!("page {fid} freed twice")));
-            }
-            freed.insert(fid);
-        }
-        for i in 0..=u64::from(page.header.overflow) {
-            if freed.contains(id + i) {
-                return Err(Error::ReachableFreed { pgid: id + i });
-            }
-        }
-        self.freed = Some(freed);
-        Ok(())
-    }
+/// A piece of a big bucket for one thread: grandchildren `grandchildren` of the root's child
+/// `child`. Pieces are small enough (about 1/[`SPLIT_PIECES`] of the bucket) that the two threads
+/// finish close together whatever the pages cost.
+#[derive(Debug, Clone)]
+struct Piece {
+    child: usize,
+    grandchildren: std::ops::Range<usize>,
+}
 
-    /// Records `page` (and its overflow) as reachable; faults on a second reference.
+/// How many pieces a split bucket is cut into.
+const SPLIT_PIECES: usize = 48;
+
+/// What the second thread of a split hands back: its first fault, the pages it reached, its
+/// counts, and the joined visitor of the pieces it walked (if any).
+type SecondHalf<V> = (Result<(), Error>, BitSet, Stats, Option<V>);
+
+impl<'a, V: Visitor<'a>> Walker<'a, '_, '_, V> {
     fn mark(&mut self, page: &Page<'a>) -> Result<(), Error> {
-        let pages = u64::from(page.header.overflow) + 1;
-        for i in 0..pages {
-            let id = page.id + i;
-            if self.reachable.contains(id) {
-                return Err(Error::MultipleReferences {
-                    pgid: id,
-                    offset: id * self.db.page_size() as u64,
-                });
-            }
-            if let Some(f) = &self.freed
-                && f.contains(id)
-            {
-                return Err(Error::ReachableFreed { pgid: id });
-            }
-            self.reachable.insert(id);
-        }
-        self.stats.used_pages += pages;
-        self.stats.overflow_pages += pages - 1;
-        Ok(())
+        mark(
+            &mut self.reachable,
+            self.freed,
+            &mut self.stats,
+            page,
+            self.db.page_size(),
+        )
     }
 
     fn walk_bucket(&mut self, bucket: Bucket<'a>, nesting: usize) -> Result<(), Error> {
@@ -206,15 +295,8 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
         }
     }
 
-    fn walk_page(
-        &mut self,
-        pgid: u64,
-        min_closed: Option<&'a [u8]>,
-        max_open: Option<&'a [u8]>,
-        depth: usize,
-        prev: &mut Option<&'a [u8]>,
-        nesting: usize,
-    ) -> Result<(), Error> {
+    /// Checks and marks page `pgid` as reached at `depth` (root of its bucket = 1).
+    fn enter(&mut self, pgid: u64, depth: usize, nesting: usize) -> Result<Page<'a>, Error> {
         if depth + nesting > MAX_TREE_DEPTH {
             return Err(Error::TooDeep {
                 pgid,
@@ -227,71 +309,318 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
         let page = self.db.page(pgid)?;
         self.mark(&page)?;
         self.stats.max_depth = self.stats.max_depth.max(depth as u64);
+        Ok(page)
+    }
+
+    /// Checks that a non-leaf page is a branch with elements; counts it.
+    fn expect_branch(&mut self, page: &Page<'a>) -> Result<(), Error> {
+        if !page.is_branch() {
+            return Err(Error::UnexpectedPageType {
+                pgid: page.id,
+                flags: page.header.flags,
+                offset: page.offset,
+            });
+        }
+        if page.count() == 0 {
+            return Err(Error::EmptyBranch {
+                pgid: page.id,
+                offset: page.offset,
+            });
+        }
+        self.stats.branch_pages += 1;
+        Ok(())
+    }
+
+    fn walk_page(
+        &mut self,
+        pgid: u64,
+        min_closed: Option<&'a [u8]>,
+        max_open: Option<&'a [u8]>,
+        depth: usize,
+        prev: &mut Option<&'a [u8]>,
+        nesting: usize,
+    ) -> Result<(), Error> {
+        let page = self.enter(pgid, depth, nesting)?;
         if page.is_leaf() {
             self.stats.leaf_pages += 1;
             // Nested buckets below this leaf count the pages above them toward the depth limit,
             // which bounds the recursion as a whole.
             return self.walk_leaf(page, min_closed, max_open, prev, nesting + depth);
         }
-        if !page.is_branch() {
-            return Err(Error::UnexpectedPageType {
-                pgid,
-                flags: page.header.flags,
-                offset: page.offset,
-            });
+        self.expect_branch(&page)?;
+        if depth == 1
+            && self.may_split
+            && let Some(pieces) = self.plan_pieces(&page)
+            && let Some(later) = self.visitor.fork()
+        {
+            return self.walk_split(&page, &pieces, later, min_closed, max_open, prev, nesting);
         }
-        self.stats.branch_pages += 1;
-        let n = page.count();
-        if n == 0 {
-            return Err(Error::EmptyBranch {
-                pgid,
-                offset: page.offset,
-            });
-        }
-        let mut prev_branch_key: Option<&[u8]> = None;
-        let (mut key, mut child) = page.branch(0)?;
-        for i in 0..n {
-            let offset = page.offset + (16 + i * 16) as u64;
-            let order = |what| Error::KeyOutOfRange {
-                pgid,
+        self.walk_children(
+            &page,
+            0..page.count(),
+            min_closed,
+            max_open,
+            depth,
+            prev,
+            nesting,
+        )
+    }
+
+    /// Checks branch element `i`'s key against the previous key and the range its parent gives.
+    fn check_branch_key(
+        page: &Page<'a>,
+        i: usize,
+        key: &[u8],
+        prev_key: Option<&[u8]>,
+        min_closed: Option<&'a [u8]>,
+        max_open: Option<&'a [u8]>,
+    ) -> Result<(), Error> {
+        let offset = page.offset + (16 + i * 16) as u64;
+        let order = |what| Error::KeyOutOfRange {
+            pgid: page.id,
+            index: i,
+            offset,
+            what,
+        };
+        if let Some(p) = prev_key
+            && p >= key
+        {
+            return Err(Error::KeyOrder {
+                pgid: page.id,
                 index: i,
                 offset,
-                what,
-            };
-            if let Some(p) = prev_branch_key
-                && p >= key
-            {
-                return Err(Error::KeyOrder {
-                    pgid,
-                    index: i,
-                    offset,
-                });
-            }
-            if i == 0
-                && let Some(min) = min_closed
-                && key < min
-            {
-                return Err(order("below the key"));
-            }
-            if let Some(max) = max_open
-                && key >= max
-            {
-                return Err(order("not below the next key"));
-            }
+            });
+        }
+        if i == 0
+            && let Some(min) = min_closed
+            && key < min
+        {
+            return Err(order("below the key"));
+        }
+        if let Some(max) = max_open
+            && key >= max
+        {
+            return Err(order("not below the next key"));
+        }
+        Ok(())
+    }
+
+    /// Walks children `range` of branch `page` (the range's first key is checked against the
+    /// key before it, so pieces together check exactly what one walk does).
+    #[allow(clippy::too_many_arguments)]
+    fn walk_children(
+        &mut self,
+        page: &Page<'a>,
+        range: std::ops::Range<usize>,
+        min_closed: Option<&'a [u8]>,
+        max_open: Option<&'a [u8]>,
+        depth: usize,
+        prev: &mut Option<&'a [u8]>,
+        nesting: usize,
+    ) -> Result<(), Error> {
+        let n = page.count();
+        let mut prev_key: Option<&[u8]> = match range.start {
+            0 => None,
+            i => Some(page.branch(i - 1)?.0),
+        };
+        let (mut key, mut child) = page.branch(range.start)?;
+        for i in range {
+            Self::check_branch_key(page, i, key, prev_key, min_closed, max_open)?;
             let next = if i + 1 < n {
                 Some(page.branch(i + 1)?)
             } else {
                 None
             };
             let child_max = next.map(|(k, _)| k).or(max_open);
+            if let Some((_, c)) = next {
+                self.db.prefetch(c);
+            }
             self.walk_page(child, Some(key), child_max, depth + 1, prev, nesting)?;
-            prev_branch_key = Some(key);
+            prev_key = Some(key);
             if let Some((k, c)) = next {
                 key = k;
                 child = c;
             }
         }
         Ok(())
+    }
+
+    /// Cuts a bucket's root branch into [`Piece`]s of about equal numbers of grandchildren, or
+    /// `None` if the bucket is too small (its children are leaves) to be worth a thread. Any
+    /// fault met here is left for the walk itself to report.
+    fn plan_pieces(&self, root: &Page<'a>) -> Option<Vec<Piece>> {
+        let n = root.count();
+        if n < 2 {
+            return None;
+        }
+        let mut counts = Vec::with_capacity(n);
+        for i in 0..n {
+            let (_, id) = root.branch(i).ok()?;
+            let child = self.db.page(id).ok()?;
+            if !child.is_branch() || child.count() == 0 {
+                return None;
+            }
+            counts.push(child.count());
+        }
+        let size = counts.iter().sum::<usize>().div_ceil(SPLIT_PIECES).max(1);
+        let mut pieces = Vec::new();
+        for (child, &count) in counts.iter().enumerate() {
+            for start in (0..count).step_by(size) {
+                pieces.push(Piece {
+                    child,
+                    grandchildren: start..(start + size).min(count),
+                });
+            }
+        }
+        Some(pieces)
+    }
+
+    /// Walks one piece: the child's own checks come with its first piece.
+    fn walk_piece(
+        &mut self,
+        root: &Page<'a>,
+        piece: &Piece,
+        min_closed: Option<&'a [u8]>,
+        max_open: Option<&'a [u8]>,
+        prev: &mut Option<&'a [u8]>,
+        nesting: usize,
+    ) -> Result<(), Error> {
+        let i = piece.child;
+        let (key, id) = root.branch(i)?;
+        let child_max = match i + 1 < root.count() {
+            true => Some(root.branch(i + 1)?.0),
+            false => max_open,
+        };
+        let child = if piece.grandchildren.start == 0 {
+            let prev_key = match i {
+                0 => None,
+                _ => Some(root.branch(i - 1)?.0),
+            };
+            Self::check_branch_key(root, i, key, prev_key, min_closed, max_open)?;
+            let child = self.enter(id, 2, nesting)?;
+            self.expect_branch(&child)?;
+            child
+        } else {
+            self.db.page(id)?
+        };
+        self.walk_children(
+            &child,
+            piece.grandchildren.clone(),
+            Some(key),
+            child_max,
+            2,
+            prev,
+            nesting,
+        )
+    }
+
+    /// Walks a big bucket on two threads: this one takes pieces from the front with its own
+    /// visitor, a second one takes them from the back, each with a fresh fork of `later`, and
+    /// joins those in order. They meet wherever the work splits evenly. The first fault in walk
+    /// order wins; a page reached from both threads is a double reference.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_split(
+        &mut self,
+        root: &Page<'a>,
+        pieces: &[Piece],
+        later: V,
+        min_closed: Option<&'a [u8]>,
+        max_open: Option<&'a [u8]>,
+        prev: &mut Option<&'a [u8]>,
+        nesting: usize,
+    ) -> Result<(), Error> {
+        // The last piece is the second thread's from the start, so that a split always uses it.
+        let last = pieces.len() - 1;
+        let queue = std::sync::Mutex::new(0..last);
+        let take = |from_back: bool| {
+            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+            if from_back { q.next_back() } else { q.next() }
+        };
+        let close = || {
+            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.start = q.end;
+        };
+        let (db, freed, path) = (self.db, self.freed, self.path.clone());
+        let (hwm, page_size) = (self.stats.hwm_pages, self.stats.page_size);
+        let take = &take;
+        let second = move || -> SecondHalf<V> {
+            let mut reachable = BitSet::new(hwm);
+            let mut stats = Stats {
+                hwm_pages: hwm,
+                page_size,
+                ..Stats::default()
+            };
+            // Pieces walked from the back, each with its own visitor; joined in order below.
+            let mut walked: Vec<V> = Vec::new();
+            let mut result = Ok(());
+            let mut next = Some(last);
+            while let Some(p) = next {
+                let Some(mut v) = later.fork() else { break };
+                let mut w = Walker {
+                    db,
+                    visitor: &mut v,
+                    reachable,
+                    freed,
+                    path: path.clone(),
+                    stats,
+                    may_split: false,
+                };
+                let r = w.walk_piece(root, &pieces[p], min_closed, max_open, &mut None, nesting);
+                (reachable, stats) = (w.reachable, w.stats);
+                walked.push(v);
+                if r.is_err() {
+                    // Pieces before this one are left to the front thread, whose faults come first.
+                    result = r;
+                    break;
+                }
+                next = take(true);
+            }
+            let mut joined = walked.pop();
+            if let Some(v) = &mut joined {
+                while let Some(next) = walked.pop() {
+                    v.join(next);
+                }
+                v.half_done();
+            }
+            (result, reachable, stats, joined)
+        };
+        std::thread::scope(|scope| {
+            let handle = std::thread::Builder::new()
+                .name("bbolt-walk".into())
+                .spawn_scoped(scope, second);
+            let mut first = Ok(());
+            while let Some(p) = take(false) {
+                first = self.walk_piece(root, &pieces[p], min_closed, max_open, prev, nesting);
+                if first.is_err() {
+                    close();
+                    break;
+                }
+            }
+            if handle.is_err() && first.is_ok() {
+                // No second thread to be had: this one takes its piece too.
+                first = self.walk_piece(root, &pieces[last], min_closed, max_open, prev, nesting);
+            }
+            self.visitor.half_done();
+            let Ok(handle) = handle else { return first };
+            let (second, reachable, stats, joined) = match handle.join() {
+                Ok(half) => half,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            first?;
+            second?;
+            if let Some(id) = self.reachable.first_common(&reachable) {
+                return Err(Error::MultipleReferences {
+                    pgid: id,
+                    offset: id * page_size,
+                });
+            }
+            self.reachable.union_with(&reachable);
+            self.stats.absorb(stats);
+            if let Some(v) = joined {
+                self.visitor.join(v);
+            }
+            Ok(())
+        })
     }
 
     fn walk_leaf(
@@ -355,26 +684,42 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
 }
 
 /// Fixed-size bit set over page ids `[0, n)`.
-struct BitSet {
+pub(crate) struct BitSet {
     words: Vec<u64>,
 }
 
 impl BitSet {
-    fn new(n: u64) -> Self {
+    pub(crate) fn new(n: u64) -> Self {
         BitSet {
             words: vec![0; n.div_ceil(64) as usize],
         }
     }
 
-    fn contains(&self, i: u64) -> bool {
+    pub(crate) fn contains(&self, i: u64) -> bool {
         self.words
             .get((i / 64) as usize)
             .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
-    fn insert(&mut self, i: u64) {
+    pub(crate) fn insert(&mut self, i: u64) {
         if let Some(w) = self.words.get_mut((i / 64) as usize) {
             *w |= 1 << (i % 64);
+        }
+    }
+
+    /// The lowest id in both sets.
+    pub(crate) fn first_common(&self, other: &BitSet) -> Option<u64> {
+        self.words
+            .iter()
+            .zip(&other.words)
+            .enumerate()
+            .find(|(_, (a, b))| *a & *b != 0)
+            .map(|(i, (a, b))| i as u64 * 64 + u64::from((a & b).trailing_zeros()))
+    }
+
+    pub(crate) fn union_with(&mut self, other: &BitSet) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
         }
     }
 }

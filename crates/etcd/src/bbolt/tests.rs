@@ -176,6 +176,97 @@ fn sample() -> Buckets {
     b
 }
 
+/// An entry as delivered: bucket path, key, value.
+type Delivered = (Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
+
+/// Records every entry the check delivers, in order; with `fork`, lets big buckets be walked on
+/// two threads and counts the joins.
+#[derive(Debug, Default)]
+struct Collect {
+    fork: bool,
+    entries: Vec<Delivered>,
+    joins: usize,
+    halves_done: usize,
+}
+
+impl<'a> check::Visitor<'a> for Collect {
+    fn entry(&mut self, path: &[&'a [u8]], e: &super::Entry<'a>) {
+        let path = path.iter().map(|p| p.to_vec()).collect();
+        self.entries.push((path, e.key.to_vec(), e.value.to_vec()));
+    }
+
+    fn fork(&self) -> Option<Self> {
+        self.fork.then(|| Collect {
+            fork: true,
+            ..Collect::default()
+        })
+    }
+
+    fn half_done(&mut self) {
+        self.halves_done += 1;
+    }
+
+    fn join(&mut self, later: Self) {
+        self.entries.extend(later.entries);
+        self.joins += 1 + later.joins;
+        self.halves_done += later.halves_done;
+    }
+}
+
+/// Walks `db` on one thread and with forks allowed: same entries in the same order, same counts.
+fn check_both_ways(db: &Db) -> (Result<check::Stats, Error>, Collect) {
+    let mut one = Collect::default();
+    let sequential = check::check(db, &mut one);
+    let mut two = Collect {
+        fork: true,
+        ..Collect::default()
+    };
+    let parallel = check::check(db, &mut two);
+    match (&sequential, &parallel) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "stats differ between one and two threads"),
+        (a, b) => assert_eq!(a.is_ok(), b.is_ok(), "one thread: {a:?}, two: {b:?}"),
+    }
+    if sequential.is_ok() {
+        assert!(
+            one.entries == two.entries,
+            "entries differ between one and two threads"
+        );
+    }
+    (parallel, two)
+}
+
+#[test]
+fn a_big_bucket_is_walked_on_two_threads_like_on_one() {
+    let mut input = sample();
+    let key: BTreeMap<_, _> = (0..3000u32)
+        .map(|i| (i.to_be_bytes().to_vec(), vec![b'v'; (i % 13) as usize * 9]))
+        .collect();
+    input.insert(b"key".to_vec(), key);
+    let img = Builder::new(4096, 3, 4, 1).build(&input);
+    let db = Db::from_bytes(img).unwrap();
+    let (stats, two) = check_both_ways(&db);
+    let stats = stats.unwrap();
+    assert!(two.joins >= 1, "the key bucket was not split");
+    assert_eq!(two.halves_done, 2);
+    assert_eq!(stats.entries, 3000 + 1 + 2);
+    assert_eq!(stats.used_pages + stats.free_pages, stats.hwm_pages);
+}
+
+#[test]
+fn page_sets_find_their_first_common_page() {
+    let mut a = check::BitSet::new(300);
+    let mut b = check::BitSet::new(300);
+    a.insert(5);
+    a.insert(190);
+    b.insert(6);
+    assert_eq!(a.first_common(&b), None);
+    b.insert(190);
+    b.insert(250);
+    assert_eq!(a.first_common(&b), Some(190));
+    a.union_with(&b);
+    assert!(a.contains(250) && a.contains(6) && a.contains(5));
+}
+
 fn read_all(db: &Db) -> Result<Buckets, Error> {
     let mut out = Buckets::new();
     for r in db.buckets() {
@@ -360,6 +451,7 @@ proptest! {
         let db = Db::from_bytes(img).unwrap();
         prop_assert_eq!(read_all(&db).unwrap(), input.clone());
         check::check(&db, &mut ()).unwrap();
+        check_both_ways(&db).0.unwrap();
         for (name, kvs) in &input {
             for (k, v) in kvs {
                 prop_assert_eq!(db.get(name, k).unwrap(), Some(v.as_slice()));
@@ -382,6 +474,7 @@ proptest! {
         }
         if let Ok(db) = Db::from_bytes(img) {
             let _ = check::check(&db, &mut ());
+            let _ = check_both_ways(&db);
             let _ = read_all(&db);
             for name in input.keys() {
                 let _ = db.get(name, b"k");

@@ -26,12 +26,16 @@ pub struct StatusOptions {
     /// Key prefix under which kube-apiserver stores objects (`--etcd-prefix`, default `/registry`),
     /// with a trailing slash.
     pub registry_prefix: Vec<u8>,
+    /// Walk the second half of bucket `key` on a second thread (default). The figures are the
+    /// same either way; `false` keeps everything on the calling thread.
+    pub parallel: bool,
 }
 
 impl Default for StatusOptions {
     fn default() -> Self {
         StatusOptions {
             registry_prefix: b"/registry/".to_vec(),
+            parallel: true,
         }
     }
 }
@@ -187,20 +191,55 @@ fn be_u64(v: &[u8]) -> Option<u64> {
 }
 
 struct Resource {
-    live_keys: u64,
-    live_bytes: u64,
     revisions: u64,
     revision_bytes: u64,
 }
 
+/// One revision of a user key from bucket `key`, as the live-key tally needs it.
+#[derive(Debug, Clone, Copy)]
+struct KeyRevision<'a> {
+    /// Hash of `key`, computed once while its bytes are in cache: the tally sorts and compares
+    /// by it and reads the key again only when two hashes are equal (user keys lie across the
+    /// whole file, so each re-read is a cache and TLB miss).
+    hash: u64,
+    key: &'a [u8],
+    /// Value size.
+    size: u64,
+    /// Index into the visitor's resources.
+    resource: u32,
+    /// False for a deletion.
+    live: bool,
+}
+
+/// Revisions of one run of bucket `key`, in revision order until sorted by hash (stably, so
+/// equal keys stay in revision order). Appending is cheap; the dedupe happens once per run.
+#[derive(Debug, Default)]
+struct Run<'a> {
+    revisions: Vec<KeyRevision<'a>>,
+    sorted: bool,
+}
+
+impl Run<'_> {
+    fn sort(&mut self) {
+        if !self.sorted {
+            self.revisions.sort_by_key(|r| r.hash);
+            self.sorted = true;
+        }
+    }
+}
+
 struct StatusVisitor<'a, 'o> {
     opts: &'o StatusOptions,
-    crc: CrcFeed<'a>,
+    /// CRC-32C of the bytes fed so far, and how many (to append a forked half's CRC).
+    crc: u32,
+    crc_len: u64,
     total_key: u64,
     revision: i64,
     revisions: u64,
-    /// user key -> (resource index, value size) for keys whose latest revision is a put.
-    live: HashMap<&'a [u8], (usize, u64)>,
+    /// Seeds the key hashes; shared with forks so that their maps can be compared with ours.
+    key_hasher: foldhash::fast::RandomState,
+    /// Runs of bucket `key` in order: ours, plus one per joined fork.
+    runs: Vec<Run<'a>>,
     resource_index: HashMap<&'a [u8], usize>,
     resources: Vec<(&'a [u8], Resource)>,
     meta: HashMap<&'a [u8], &'a [u8]>,
@@ -213,7 +252,7 @@ struct StatusVisitor<'a, 'o> {
     error: Option<Error>,
 }
 
-impl<'a> StatusVisitor<'a, '_> {
+impl<'a, 'o> StatusVisitor<'a, 'o> {
     /// The resource a user key belongs to: a sub-slice of the key, or empty for "(other)".
     fn resource_of(&self, key: &'a [u8]) -> &'a [u8] {
         let Some(rest) = key.strip_prefix(self.opts.registry_prefix.as_slice()) else {
@@ -242,8 +281,6 @@ impl<'a> StatusVisitor<'a, '_> {
         self.resources.push((
             name,
             Resource {
-                live_keys: 0,
-                live_bytes: 0,
                 revisions: 0,
                 revision_bytes: 0,
             },
@@ -262,39 +299,67 @@ impl<'a> StatusVisitor<'a, '_> {
         let res = &mut self.resources[ri].1;
         res.revisions += 1;
         res.revision_bytes += (e.key.len() + e.value.len()) as u64;
-        if tombstone {
-            if let Some((i, size)) = self.live.remove(kv.key) {
-                let res = &mut self.resources[i].1;
-                res.live_keys -= 1;
-                res.live_bytes -= size;
-            }
-        } else {
-            let size = kv.value.len() as u64;
-            if let Some((i, old)) = self.live.insert(kv.key, (ri, size)) {
-                let res = &mut self.resources[i].1;
-                res.live_keys -= 1;
-                res.live_bytes -= old;
-            }
-            let res = &mut self.resources[ri].1;
-            res.live_keys += 1;
-            res.live_bytes += size;
-        }
+        let revision = KeyRevision {
+            hash: std::hash::BuildHasher::hash_one(&self.key_hasher, kv.key),
+            key: kv.key,
+            size: kv.value.len() as u64,
+            resource: ri as u32,
+            live: !tombstone,
+        };
+        self.current_run().revisions.push(revision);
         Ok(())
+    }
+
+    /// The run that takes entries from now on: a fresh one once the last is sorted.
+    fn current_run(&mut self) -> &mut Run<'a> {
+        if self.runs.last().is_none_or(|r| r.sorted) {
+            self.runs.push(Run::default());
+        }
+        let n = self.runs.len();
+        &mut self.runs[n - 1]
+    }
+
+    fn feed(&mut self, piece: &[u8]) {
+        self.crc = crc32c_append(self.crc, piece);
+        self.crc_len += piece.len() as u64;
+    }
+
+    fn new(opts: &'o StatusOptions, key_hasher: foldhash::fast::RandomState) -> Self {
+        StatusVisitor {
+            opts,
+            key_hasher,
+            crc: 0,
+            crc_len: 0,
+            total_key: 0,
+            revision: 0,
+            revisions: 0,
+            runs: vec![Run::default()],
+            resource_index: HashMap::default(),
+            resources: Vec::new(),
+            meta: HashMap::default(),
+            cluster_version: None,
+            leases: 0,
+            auth_enabled: false,
+            members: Vec::new(),
+            removed_members: Vec::new(),
+            alarms: Vec::new(),
+            error: None,
+        }
     }
 }
 
 impl<'a> Visitor<'a> for StatusVisitor<'a, '_> {
     fn entry(&mut self, path: &[&'a [u8]], e: &Entry<'a>) {
         match path {
-            [] => self.crc.feed(e.key),
+            [] => self.feed(e.key),
             [bucket] => {
                 self.total_key += 1;
-                self.crc.feed(e.key);
+                self.feed(e.key);
                 if e.is_bucket() {
                     // bbolt's ForEach yields a nil value for a nested bucket.
                     return;
                 }
-                self.crc.feed(e.value);
+                self.feed(e.value);
                 let r = match *bucket {
                     b"key" => self.key_entry(e),
                     b"meta" => {
@@ -345,149 +410,70 @@ impl<'a> Visitor<'a> for StatusVisitor<'a, '_> {
             _ => {}
         }
     }
+
+    fn fork(&self) -> Option<Self> {
+        self.opts
+            .parallel
+            .then(|| StatusVisitor::new(self.opts, self.key_hasher.clone()))
+    }
+
+    fn half_done(&mut self) {
+        for run in &mut self.runs {
+            run.sort();
+        }
+    }
+
+    fn join(&mut self, later: Self) {
+        self.crc = crc32c::crc32c_combine(self.crc, later.crc, later.crc_len as usize);
+        self.crc_len += later.crc_len;
+        self.total_key += later.total_key;
+        if later.revisions > 0 {
+            self.revision = later.revision;
+        }
+        self.revisions += later.revisions;
+        let remap: Vec<usize> = later
+            .resources
+            .iter()
+            .map(|(name, r)| {
+                let i = self.resource(name);
+                self.resources[i].1.revisions += r.revisions;
+                self.resources[i].1.revision_bytes += r.revision_bytes;
+                i
+            })
+            .collect();
+        for mut run in later.runs {
+            for rev in &mut run.revisions {
+                rev.resource = remap[rev.resource as usize] as u32;
+            }
+            match self.runs.last_mut() {
+                // Both in revision order: one run.
+                Some(last) if !last.sorted && !run.sorted => {
+                    last.revisions.append(&mut run.revisions)
+                }
+                _ => self.runs.push(run),
+            }
+        }
+        self.meta.extend(later.meta);
+        if later.cluster_version.is_some() {
+            self.cluster_version = later.cluster_version;
+        }
+        self.leases += later.leases;
+        self.auth_enabled |= later.auth_enabled;
+        self.members.extend(later.members);
+        self.removed_members.extend(later.removed_members);
+        self.alarms.extend(later.alarms);
+        if self.error.is_none() {
+            self.error = later.error;
+        }
+    }
 }
 
 /// Computes the status of an opened database: runs the full structural check (like etcdutl's
-/// `tx.Check`) and every figure in the same pass.
+/// `tx.Check`) and every figure in the same pass. With [`StatusOptions::parallel`], the second
+/// half of bucket `key` is walked on a second thread (see [`check::check`]).
 pub fn status(db: &Db, opts: &StatusOptions) -> Result<Status, Error> {
-    // The CRC is a third of the work and needs only the byte slices in cursor order, so a second
-    // thread folds them while this one walks the tree and counts keys. Memory stays bounded: the
-    // channel holds at most a few batches of slice references into the map, never copies.
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<&[u8]>>(CRC_QUEUE_BATCHES);
-        let worker = std::thread::Builder::new()
-            .name("status-crc".into())
-            .spawn_scoped(scope, move || {
-                let mut crc = 0u32;
-                for batch in rx {
-                    for piece in batch {
-                        crc = crc32c_append(crc, piece);
-                    }
-                }
-                crc
-            })
-            .ok();
-        // Without a worker thread (spawn failed) the CRC is folded inline.
-        let feed = CrcFeed {
-            tx: worker.as_ref().map(|_| tx),
-            batch: Vec::new(),
-            batch_bytes: 0,
-            crc: 0,
-        };
-        status_with(db, opts, feed, worker)
-    })
-}
-
-/// Batches handed to the CRC thread: each holds up to [`CRC_BATCH_BYTES`] of slices.
-const CRC_QUEUE_BATCHES: usize = 4;
-/// Bytes per batch: big enough that the hand-over cost vanishes, small enough to pipeline.
-const CRC_BATCH_BYTES: usize = 4 << 20;
-/// Slices per batch (bounds the batch vector when entries are tiny).
-const CRC_BATCH_SLICES: usize = 16 << 10;
-
-/// CRC-32C (Castagnoli) continued from `crc` over `data`, as Go's `crc32.Update` with the
-/// Castagnoli table. Large pieces use the carry-less-multiply folding of `crc-fast` (runtime CPU
-/// detection; several times the throughput of the `crc32` instruction), small ones the `crc32`
-/// instruction, whose setup cost is lower.
-fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
-    if data.len() < CRC_FAST_MIN {
-        return crc32c::crc32c_append(crc, data);
-    }
-    let mut d =
-        crc_fast::Digest::new_with_init_state(crc_fast::CrcAlgorithm::Crc32Iscsi, u64::from(!crc));
-    d.update(data);
-    d.finalize() as u32
-}
-
-/// Below this many bytes the plain `crc32` instruction is as fast as folding.
-const CRC_FAST_MIN: usize = 512;
-
-/// Where the visitor sends the bytes the etcdutl hash covers, in order.
-struct CrcFeed<'a> {
-    /// `None`: fold inline into `crc`.
-    tx: Option<std::sync::mpsc::SyncSender<Vec<&'a [u8]>>>,
-    batch: Vec<&'a [u8]>,
-    batch_bytes: usize,
-    crc: u32,
-}
-
-impl<'a> CrcFeed<'a> {
-    fn feed(&mut self, piece: &'a [u8]) {
-        if self.tx.is_none() {
-            self.crc = crc32c_append(self.crc, piece);
-            return;
-        }
-        self.batch.push(piece);
-        self.batch_bytes += piece.len();
-        if self.batch_bytes >= CRC_BATCH_BYTES || self.batch.len() >= CRC_BATCH_SLICES {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.batch);
-        self.batch_bytes = 0;
-        if let Some(tx) = &self.tx
-            && tx.send(batch).is_err()
-        {
-            // Only a panicked worker drops its receiver; `finish` re-raises that panic.
-            self.tx = None;
-        }
-    }
-
-    /// Sends what is left, closes the channel and returns the final CRC.
-    fn finish(mut self, worker: Option<std::thread::ScopedJoinHandle<'_, u32>>) -> u32 {
-        self.flush();
-        drop(self.tx.take());
-        match worker {
-            Some(w) => match w.join() {
-                Ok(crc) => crc,
-                Err(panic) => std::panic::resume_unwind(panic),
-            },
-            None => self.crc,
-        }
-    }
-}
-
-fn status_with<'a>(
-    db: &'a Db,
-    opts: &StatusOptions,
-    feed: CrcFeed<'a>,
-    worker: Option<std::thread::ScopedJoinHandle<'_, u32>>,
-) -> Result<Status, Error> {
-    let mut v = StatusVisitor {
-        opts,
-        crc: feed,
-        total_key: 0,
-        revision: 0,
-        revisions: 0,
-        live: HashMap::default(),
-        resource_index: HashMap::default(),
-        resources: Vec::new(),
-        meta: HashMap::default(),
-        cluster_version: None,
-        leases: 0,
-        auth_enabled: false,
-        members: Vec::new(),
-        removed_members: Vec::new(),
-        alarms: Vec::new(),
-        error: None,
-    };
-    let checked = check::check(db, &mut v);
-    let crc = std::mem::replace(
-        &mut v.crc,
-        CrcFeed {
-            tx: None,
-            batch: Vec::new(),
-            batch_bytes: 0,
-            crc: 0,
-        },
-    )
-    .finish(worker);
-    let stats = checked?;
+    let mut v = StatusVisitor::new(opts, foldhash::fast::RandomState::default());
+    let stats = check::check(db, &mut v)?;
     if let Some(e) = v.error {
         return Err(e);
     }
@@ -510,17 +496,21 @@ fn status_with<'a>(
     } else {
         WrittenBy::V3_4OrOlder
     };
+    // Live keys per resource: those whose last revision is a put.
+    let mut live = vec![(0u64, 0u64); v.resources.len()];
+    let live_keys = tally_live(&mut v.runs, &mut live);
     let mut resources: Vec<ResourceStats> = v
         .resources
         .iter()
-        .map(|(name, r)| ResourceStats {
+        .zip(&live)
+        .map(|((name, r), &(keys, bytes))| ResourceStats {
             resource: if name.is_empty() {
                 "(other)".into()
             } else {
                 String::from_utf8_lossy(name).into_owned()
             },
-            keys: r.live_keys,
-            bytes: r.live_bytes,
+            keys,
+            bytes,
             revisions: r.revisions,
             revision_bytes: r.revision_bytes,
         })
@@ -530,12 +520,12 @@ fn status_with<'a>(
     members.sort_by(|a, b| a.id.cmp(&b.id));
     let hwm = stats.hwm_pages.max(1);
     Ok(Status {
-        hash: crc,
+        hash: v.crc,
         revision: v.revision,
         total_key: v.total_key,
         total_size: db.size(),
         version,
-        live_keys: v.live.len() as u64,
+        live_keys,
         revisions: v.revisions,
         compact_revision: meta_rev(b"finishedCompactRev"),
         scheduled_compact_revision: meta_rev(b"scheduledCompactRev"),
@@ -560,6 +550,62 @@ fn status_with<'a>(
         resources,
     })
 }
+
+/// CRC-32C (Castagnoli) continued from `crc` over `data`, as Go's `crc32.Update` with the
+/// Castagnoli table. Large pieces use the carry-less-multiply folding of `crc-fast` (runtime CPU
+/// detection; several times the throughput of the `crc32` instruction), small ones the `crc32`
+/// instruction, whose setup cost is lower.
+fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+    if data.len() < CRC_FAST_MIN {
+        return crc32c::crc32c_append(crc, data);
+    }
+    let mut d =
+        crc_fast::Digest::new_with_init_state(crc_fast::CrcAlgorithm::Crc32Iscsi, u64::from(!crc));
+    d.update(data);
+    d.finalize() as u32
+}
+
+/// Counts, per resource, the keys whose last revision across `runs` (in order) is a put, and
+/// their value bytes; returns the total. Merges the runs by hash, so a key's revisions meet in
+/// one group, in revision order.
+fn tally_live(runs: &mut [Run<'_>], live: &mut [(u64, u64)]) -> u64 {
+    for run in runs.iter_mut() {
+        run.sort();
+    }
+    let mut heads = vec![0usize; runs.len()];
+    let mut group: Vec<KeyRevision<'_>> = Vec::new();
+    let mut total = 0;
+    loop {
+        let next = runs
+            .iter()
+            .zip(&heads)
+            .filter_map(|(r, &i)| r.revisions.get(i).map(|e| e.hash))
+            .min();
+        let Some(hash) = next else { break };
+        group.clear();
+        for (run, head) in runs.iter().zip(heads.iter_mut()) {
+            while let Some(e) = run.revisions.get(*head)
+                && e.hash == hash
+            {
+                group.push(*e);
+                *head += 1;
+            }
+        }
+        for (j, e) in group.iter().enumerate() {
+            // The last revision of each distinct key (equal hashes rarely mean equal keys).
+            if e.live && !group[j + 1..].iter().any(|later| later.key == e.key) {
+                let slot = &mut live[e.resource as usize];
+                slot.0 += 1;
+                slot.1 += e.size;
+                total += 1;
+            }
+        }
+    }
+    total
+}
+
+/// Below this many bytes the plain `crc32` instruction is as fast as folding.
+const CRC_FAST_MIN: usize = 512;
 
 /// [`Status`] of a file plus what the file itself says about its integrity.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -616,6 +662,142 @@ pub fn humanize_bytes(s: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bbolt::write::{DbWriter, WriteOptions};
+    use crate::snapshot::proto::tests::encode_kv;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const USER_KEYS: [&str; 6] = [
+        "/registry/pods/demo/web-1",
+        "/registry/pods/demo/web-2",
+        "/registry/configmaps/kube-system/kubeadm-config",
+        "/registry/apiregistration.k8s.io/apiservices/v1.apps",
+        "/registry/leases/kube-node-lease/node-1",
+        "/compact_rev_key",
+    ];
+
+    /// A bucket `key` replaying `ops` (user key index, value size or `None` for a deletion) at
+    /// revisions 2, 3, ..., on small pages so that a few thousand revisions make three levels.
+    fn history_db(ops: &[(usize, Option<usize>)]) -> Db {
+        let opts = WriteOptions {
+            page_size: 1024,
+            ..WriteOptions::default()
+        };
+        let mut w = DbWriter::new(std::io::Cursor::new(Vec::new()), opts).unwrap();
+        w.begin_bucket(b"key", 0).unwrap();
+        let filler = [b'x'; 200];
+        for (i, &(k, size)) in ops.iter().enumerate() {
+            let main = i as i64 + 2;
+            let mut rev = main.to_be_bytes().to_vec();
+            rev.push(b'_');
+            rev.extend_from_slice(&0i64.to_be_bytes());
+            let kv = KeyValue {
+                key: USER_KEYS[k].as_bytes(),
+                mod_revision: main,
+                value: &filler[..size.unwrap_or(0)],
+                ..KeyValue::default()
+            };
+            if size.is_none() {
+                rev.push(b't');
+            }
+            w.put(&rev, &encode_kv(&kv)).unwrap();
+        }
+        w.end_bucket().unwrap();
+        w.begin_bucket(b"meta", 0).unwrap();
+        w.put(b"consistent_index", &9u64.to_be_bytes()).unwrap();
+        w.end_bucket().unwrap();
+        let (out, _) = w.finish().unwrap();
+        Db::from_bytes(out.into_inner()).unwrap()
+    }
+
+    /// Whether the walk splits bucket `key` across two threads.
+    fn splits(db: &Db) -> bool {
+        struct Joins(usize);
+        impl<'a> Visitor<'a> for Joins {
+            fn entry(&mut self, _: &[&'a [u8]], _: &Entry<'a>) {}
+            fn fork(&self) -> Option<Self> {
+                Some(Joins(0))
+            }
+            fn join(&mut self, later: Self) {
+                self.0 += 1 + later.0;
+            }
+        }
+        let mut v = Joins(0);
+        check::check(db, &mut v).unwrap();
+        v.0 > 0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Live keys and bytes per resource equal a replay of the history, and two threads give
+        /// exactly the figures one does.
+        #[test]
+        fn live_keys_match_a_replay_on_one_and_two_threads(
+            ops in prop::collection::vec((0..USER_KEYS.len(), prop::option::weighted(0.8, 0..200usize)), 1500..3000)
+        ) {
+            let db = history_db(&ops);
+            prop_assert!(splits(&db), "bucket key was not split; make the history longer");
+            let sequential = status(&db, &StatusOptions { parallel: false, ..StatusOptions::default() }).unwrap();
+            let parallel = status(&db, &StatusOptions::default()).unwrap();
+            prop_assert_eq!(&sequential, &parallel);
+
+            let mut last: BTreeMap<usize, Option<usize>> = BTreeMap::new();
+            for &(k, size) in &ops {
+                last.insert(k, size);
+            }
+            let mut want: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            for (k, size) in &last {
+                let resource = match USER_KEYS[*k].split('/').nth(2) {
+                    Some(r) if USER_KEYS[*k].starts_with("/registry/") && r.contains('.') => {
+                        format!("{r}/{}", USER_KEYS[*k].split('/').nth(3).unwrap_or_default())
+                    }
+                    Some(r) if USER_KEYS[*k].starts_with("/registry/") => r.to_string(),
+                    _ => "(other)".to_string(),
+                };
+                let e = want.entry(resource).or_default();
+                if let Some(size) = size {
+                    e.0 += 1;
+                    e.1 += *size as u64;
+                }
+            }
+            let got: BTreeMap<String, (u64, u64)> = parallel
+                .resources
+                .iter()
+                .map(|r| (r.resource.clone(), (r.keys, r.bytes)))
+                .collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(parallel.live_keys, last.values().filter(|s| s.is_some()).count() as u64);
+            prop_assert_eq!(parallel.revisions, ops.len() as u64);
+            prop_assert_eq!(parallel.revision, ops.len() as i64 + 1);
+        }
+    }
+
+    #[test]
+    fn runs_keep_the_last_revision_of_keys_whose_hashes_collide() {
+        let rev = |hash, key: &'static [u8], live| KeyRevision {
+            hash,
+            key,
+            size: key.len() as u64,
+            resource: 0,
+            live,
+        };
+        // Two different keys under one hash, spread over two runs.
+        let mut runs = vec![
+            Run {
+                revisions: vec![rev(7, b"a", true), rev(7, b"b", true), rev(3, b"c", true)],
+                sorted: false,
+            },
+            Run {
+                revisions: vec![rev(7, b"a", false), rev(9, b"d", true), rev(7, b"b", true)],
+                sorted: false,
+            },
+        ];
+        let mut live = vec![(0, 0)];
+        // Live: b (its last revision, in run 2), c, d; a was deleted in run 2.
+        assert_eq!(tally_live(&mut runs, &mut live), 3);
+        assert_eq!(live[0], (3, 3));
+    }
 
     #[test]
     fn humanize_matches_go_humanize() {

@@ -37,6 +37,7 @@ pub fn run(args: StatusArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     prefix.push(b'/');
     let opts = StatusOptions {
         registry_prefix: prefix,
+        ..StatusOptions::default()
     };
     let st = status_file(&args.file, &opts).with_context(|| {
         format!(
