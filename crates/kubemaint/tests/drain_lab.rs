@@ -375,3 +375,98 @@ fn stuck_terminating_on_a_stopped_node(ctx: &Ctx) {
     }
     set_running(&ctx.lab, "worker-3", true);
 }
+
+/// The capacity preflight sees what the real scheduler then does: with one replica per node
+/// by required anti-affinity, the replica of a drained node fits nowhere; kubemaint says so
+/// before evicting, and the scheduler leaves the replacement Pending for the same reason.
+#[test]
+fn capacity_preflight_agrees_with_the_scheduler_on_anti_affinity() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start_lab(dir.path(), 3, 300);
+    let kubectl = Kubectl::new(&lab.kubeconfig());
+    let ctx = Ctx { lab, kubectl };
+    let quick = Duration::from_secs(60);
+    ctx.kubectl_ok(&["create", "namespace", "spread"]);
+    ctx.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: db\n  namespace: spread\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {app: db}\n  template:\n    metadata:\n      labels: {app: db}\n    spec:\n      affinity:\n        podAntiAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n          - topologyKey: kubernetes.io/hostname\n            labelSelector:\n              matchLabels: {app: db}\n      containers:\n      - name: c\n        image: registry.example/db:1\n",
+    );
+    ctx.wait_ready("spread", "app=db", 3);
+    let on_node = |node: &str| -> Vec<String> {
+        ctx.kubectl_ok(&[
+            "get",
+            "pods",
+            "-n",
+            "spread",
+            "-l",
+            "app=db",
+            "--field-selector",
+            &format!("spec.nodeName={node}"),
+            "-o",
+            "name",
+        ])
+        .lines()
+        .map(|l| l.trim_start_matches("pod/").to_owned())
+        .collect()
+    };
+    let victim = on_node("worker-3");
+    assert_eq!(victim.len(), 1, "one replica per worker expected");
+
+    // Preflight (client dry-run): the replica on worker-3 fits nowhere, and why.
+    let (_, so, _) = ctx.kubemaint(
+        &[
+            "drain",
+            "worker-3",
+            "--ignore-daemonsets",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        quick,
+    );
+    let report: serde_json::Value = serde_json::from_str(&so).expect("JSON report on stdout");
+    let pods = report["plan"]["nodes"][0]["pods"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let db = pods
+        .iter()
+        .find(|p| p["pod"]["name"] == victim[0].as_str())
+        .unwrap_or_else(|| panic!("{} not in the plan: {report}", victim[0]));
+    assert_eq!(db["placement"]["kind"], "no-fit", "{db}");
+    let reason = db["placement"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2 node(s) didn't match pod anti-affinity rules"),
+        "{reason}"
+    );
+
+    // The real drain says it before evicting, and goes on (nothing forbids the eviction).
+    let (out, _, se) = ctx.kubemaint(&["drain", "worker-3", "--ignore-daemonsets"], quick);
+    assert!(out.status.success(), "{se}");
+    assert!(
+        se.contains(&format!("spread/{} will not be rescheduled", victim[0]))
+            && se.contains("anti-affinity"),
+        "{se}"
+    );
+    // The scheduler agrees: the replacement stays Pending as unschedulable for anti-affinity.
+    wait_for(
+        "an unschedulable db replacement",
+        Duration::from_secs(60),
+        || {
+            let v: serde_json::Value = serde_json::from_str(
+                &ctx.kubectl_ok(&["get", "pods", "-n", "spread", "-l", "app=db", "-o", "json"]),
+            )
+            .unwrap();
+            v["items"].as_array().unwrap().iter().any(|p| {
+                p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c["type"] == "PodScheduled"
+                            && c["reason"] == "Unschedulable"
+                            && c["message"]
+                                .as_str()
+                                .is_some_and(|m| m.contains("anti-affinity"))
+                    })
+                })
+            })
+        },
+    );
+}

@@ -148,6 +148,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     // Per pod UID: the status we last posted (so we do not post it again before the watch catches up).
     let mut posted: HashMap<String, String> = HashMap::new();
     let mut finishing: HashSet<String> = HashSet::new();
+    let mut clocks: HashMap<String, PodClock> = HashMap::new();
     let mut ip_counter: HashMap<u32, u32> = HashMap::new();
     let mut state = LabState::load(&dir)?;
     let mut state_mtime = std::fs::metadata(LabState::path(&dir))
@@ -196,6 +197,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
             .collect();
         posted.retain(|uid, _| live.contains(uid));
         finishing.retain(|uid| live.contains(uid));
+        clocks.retain(|uid, _| live.contains(uid));
         for pod in store.state() {
             let Some(node) = pod
                 .spec
@@ -212,6 +214,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
                 &state.sim,
                 &mut posted,
                 &mut finishing,
+                &mut clocks,
                 &mut ip_counter,
             )
             .await
@@ -381,6 +384,15 @@ fn node_status(spec: &NodeSpec, ready: bool, now: Timestamp) -> Value {
     })
 }
 
+/// When this simulator started a pod and first saw it deleted, to the millisecond: the API's
+/// `startTime` and `deletionTimestamp` have whole seconds, which would turn a 1.5 s delay into
+/// anything from 0.5 to 1.5 s.
+#[derive(Debug, Default)]
+struct PodClock {
+    started: Option<SystemTime>,
+    deletion_seen: Option<SystemTime>,
+}
+
 fn annotation_ms(pod: &Pod, key: &str) -> Option<u64> {
     pod.annotations().get(key).and_then(|v| v.parse().ok())
 }
@@ -397,6 +409,7 @@ async fn reconcile_pod(
     sim: &SimSettings,
     posted: &mut HashMap<String, String>,
     finishing: &mut HashSet<String>,
+    clocks: &mut HashMap<String, PodClock>,
     ip_counter: &mut HashMap<u32, u32>,
 ) -> anyhow::Result<()> {
     let uid = pod.uid().unwrap_or_default();
@@ -410,20 +423,24 @@ async fn reconcile_pod(
         if finishing.contains(&uid) {
             return Ok(());
         }
-        // deletionTimestamp = request time + grace, so the request time is recoverable.
         let grace = pod
             .metadata
             .deletion_grace_period_seconds
             .unwrap_or(30)
             .max(0) as u64;
-        let requested = ts_of(deleted) - Duration::from_secs(grace);
+        // Like a kubelet, the graceful stop starts when the deletion is seen (deletionTimestamp,
+        // request time + grace, has whole seconds only), and never outlives the grace period: a
+        // pod deleted while its node was down is gone as soon as the node is back.
+        let clock = clocks.entry(uid.clone()).or_default();
+        let seen = *clock.deletion_seen.get_or_insert(now);
         let finished = matches!(phase.as_str(), "Succeeded" | "Failed");
         let shutdown = if finished {
             0
         } else {
             annotation_ms(pod, SHUTDOWN_DELAY_ANNOTATION).unwrap_or(sim.shutdown_delay_ms)
         };
-        let done_at = requested + Duration::from_millis(shutdown).min(Duration::from_secs(grace));
+        let done_at = (seen + Duration::from_millis(shutdown).min(Duration::from_secs(grace)))
+            .min(ts_of(deleted));
         if now >= done_at {
             finishing.insert(uid.clone());
             let dp = DeleteParams {
@@ -448,7 +465,11 @@ async fn reconcile_pod(
     if matches!(phase.as_str(), "Succeeded" | "Failed") {
         return Ok(());
     }
-    let started = status.start_time.as_ref().map(ts_of);
+    let clock = clocks.entry(uid.clone()).or_default();
+    // Our own start time if we started it; `startTime` (whole seconds) after a simulator restart.
+    let started = clock
+        .started
+        .or_else(|| status.start_time.as_ref().map(ts_of));
     let ready_delay = Duration::from_millis(
         annotation_ms(pod, READY_DELAY_ANNOTATION).unwrap_or(sim.ready_delay_ms),
     );
@@ -464,7 +485,7 @@ async fn reconcile_pod(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
 
-    let start = started.unwrap_or(now);
+    let start = *clock.started.get_or_insert(started.unwrap_or(now));
     let elapsed = now.duration_since(start).unwrap_or_default();
     let exited = exit_after.is_some_and(|d| elapsed >= d)
         && (restart_policy == "Never" || (restart_policy == "OnFailure" && exit_code == 0));

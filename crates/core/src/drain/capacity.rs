@@ -4,8 +4,10 @@
 //! taints vs tolerations, `nodeSelector`, required node affinity (`matchExpressions` with
 //! In/NotIn/Exists/DoesNotExist/Gt/Lt and `matchFields` on `metadata.name`) and resource
 //! requests (incl. the `pods` count) against allocatable minus what is already requested.
-//! Placement is greedy first-fit over nodes sorted by name; pod (anti-)affinity, topology
-//! spread, host ports and volumes are not modelled, so "fits" is necessary, not sufficient.
+//! Host ports and required pod affinity / anti-affinity (the pod's own terms and those of the
+//! pods in place) are checked by [`super::interpod`]. Placement is greedy first-fit over nodes
+//! sorted by name; topology spread constraints and volumes are not modelled, so "fits" is
+//! necessary, not sufficient.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,11 +17,15 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Serialize;
 
+use super::interpod::{InterPodUnfit, NodeView, check_inter_pod, host_port_conflict};
 use super::quantity::{QuantityError, parse_milli};
 use super::{PodRef, is_finished};
 
 /// Resource amounts in milli-units by resource name (`cpu`, `memory`, `pods`, ...).
 pub type Resources = BTreeMap<String, i128>;
+
+/// Labels of a node that has none.
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 
 /// Taint key the scheduler uses to represent `spec.unschedulable`.
 pub const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
@@ -218,11 +224,19 @@ pub enum Unfit {
     },
     /// `nodeSelector` or required node affinity does not match.
     Selection,
+    /// A requested host port is taken.
+    HostPorts,
     /// Not enough of a resource left.
     Insufficient {
         /// Resource name.
         resource: String,
     },
+    /// A required pod affinity term has no matching pod in the node's topology domain.
+    PodAffinity,
+    /// A required pod anti-affinity term matches a pod in the node's topology domain.
+    PodAntiAffinity,
+    /// A pod in the node's topology domain has required anti-affinity against this pod.
+    ExistingPodsAntiAffinity,
     /// The node's allocatable could not be read.
     BadNode {
         /// The parse error.
@@ -237,6 +251,12 @@ impl std::fmt::Display for Unfit {
             Unfit::Unschedulable => write!(f, "node(s) were unschedulable"),
             Unfit::Taint { taint } => write!(f, "node(s) had untolerated taint {{{taint}}}"),
             Unfit::Selection => write!(f, "node(s) didn't match Pod's node affinity/selector"),
+            Unfit::HostPorts => write!(f, "{}", InterPodUnfit::HostPorts),
+            Unfit::PodAffinity => write!(f, "{}", InterPodUnfit::PodAffinity),
+            Unfit::PodAntiAffinity => write!(f, "{}", InterPodUnfit::PodAntiAffinity),
+            Unfit::ExistingPodsAntiAffinity => {
+                write!(f, "{}", InterPodUnfit::ExistingPodsAntiAffinity)
+            }
             Unfit::Insufficient { resource } if resource == "pods" => write!(f, "Too many pods"),
             Unfit::Insufficient { resource } => write!(f, "Insufficient {resource}"),
             Unfit::BadNode { error } => write!(f, "node(s) with unreadable allocatable ({error})"),
@@ -296,6 +316,19 @@ struct NodeState<'a> {
     name: String,
     free: Result<Resources, String>,
     excluded: bool,
+    /// Pods staying on the node plus the ones placed there so far.
+    pods: Vec<&'a Pod>,
+}
+
+impl From<InterPodUnfit> for Unfit {
+    fn from(u: InterPodUnfit) -> Self {
+        match u {
+            InterPodUnfit::HostPorts => Unfit::HostPorts,
+            InterPodUnfit::PodAffinity => Unfit::PodAffinity,
+            InterPodUnfit::PodAntiAffinity => Unfit::PodAntiAffinity,
+            InterPodUnfit::ExistingPodsAntiAffinity => Unfit::ExistingPodsAntiAffinity,
+        }
+    }
 }
 
 fn taint_string(t: &Taint) -> String {
@@ -305,7 +338,16 @@ fn taint_string(t: &Taint) -> String {
     }
 }
 
-fn check_node(pod: &Pod, req: &Resources, st: &NodeState<'_>) -> Result<(), Unfit> {
+/// The scheduler's filters in its order: unschedulable, taints, node selection, host ports,
+/// resources, then the inter-pod terms (which need every node: topology domains).
+fn check_node(
+    pod: &Pod,
+    req: &Resources,
+    states: &[NodeState<'_>],
+    views: &[NodeView<'_, '_>],
+    at: usize,
+) -> Result<(), Unfit> {
+    let st = &states[at];
     if st.excluded {
         return Err(Unfit::Draining);
     }
@@ -333,6 +375,9 @@ fn check_node(pod: &Pod, req: &Resources, st: &NodeState<'_>) -> Result<(), Unfi
     if !matches_node_selection(pod, node) {
         return Err(Unfit::Selection);
     }
+    if host_port_conflict(pod, &st.pods) {
+        return Err(Unfit::HostPorts);
+    }
     let free = st
         .free
         .as_ref()
@@ -352,16 +397,17 @@ fn check_node(pod: &Pod, req: &Resources, st: &NodeState<'_>) -> Result<(), Unfi
             }
         }
     }
+    check_inter_pod(pod, views, at)?;
     Ok(())
 }
 
 /// Places `to_place` greedily on `nodes` minus `excluded` (the nodes being drained), given
 /// every pod of the cluster (`all_pods`, used for what nodes already host; pods in `to_place`
 /// are not counted as already placed elsewhere even if they are bound to a kept node).
-pub fn check_capacity(
-    to_place: &[&Pod],
-    nodes: &[Node],
-    all_pods: &[Pod],
+pub fn check_capacity<'a>(
+    to_place: &[&'a Pod],
+    nodes: &'a [Node],
+    all_pods: &'a [Pod],
     excluded: &BTreeSet<String>,
 ) -> CapacityReport {
     let moving: BTreeSet<PodRef> = to_place.iter().map(|p| PodRef::of(p)).collect();
@@ -370,12 +416,16 @@ pub fn check_capacity(
         .map(|n| {
             let name = n.metadata.name.clone().unwrap_or_default();
             let mut free = node_allocatable(n).map_err(|e| e.to_string());
-            if let Ok(free) = free.as_mut() {
-                for p in all_pods.iter().filter(|p| {
+            let pods: Vec<&Pod> = all_pods
+                .iter()
+                .filter(|p| {
                     p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
                         && !is_finished(p)
                         && !moving.contains(&PodRef::of(p))
-                }) {
+                })
+                .collect();
+            if let Ok(free) = free.as_mut() {
+                for p in &pods {
                     // A pod with unreadable requests was admitted by the server, so this
                     // cannot happen for real objects; count it as nothing.
                     if let Ok(req) = pod_requests(p) {
@@ -390,6 +440,7 @@ pub fn check_capacity(
                 node: n,
                 name,
                 free,
+                pods,
             }
         })
         .collect();
@@ -404,8 +455,15 @@ pub fn check_capacity(
             Ok(req) => {
                 let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
                 let mut chosen = None;
-                for (i, st) in states.iter().enumerate() {
-                    match check_node(pod, &req, st) {
+                let views: Vec<NodeView<'_, '_>> = states
+                    .iter()
+                    .map(|st| NodeView {
+                        labels: st.node.metadata.labels.as_ref().unwrap_or(&NO_LABELS),
+                        pods: &st.pods,
+                    })
+                    .collect();
+                for i in 0..states.len() {
+                    match check_node(pod, &req, &states, &views, i) {
                         Ok(()) => {
                             chosen = Some(i);
                             break;
@@ -415,6 +473,7 @@ pub fn check_capacity(
                 }
                 match chosen {
                     Some(i) => {
+                        states[i].pods.push(pod);
                         if let Ok(free) = states[i].free.as_mut() {
                             for (k, v) in &req {
                                 *free.entry(k.clone()).or_default() -= v;
@@ -451,7 +510,11 @@ pub fn check_capacity(
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSelector};
+    use k8s_openapi::api::core::v1::{
+        Affinity, ContainerPort, NodeAffinity, NodeSelector, PodAffinity, PodAffinityTerm,
+        PodAntiAffinity,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
     use proptest::prelude::*;
 
     use super::*;
@@ -541,6 +604,186 @@ mod tests {
             }
         );
         assert_eq!(got[2], fits("b"));
+    }
+
+    fn host_port(mut pod: Pod, port: i32, proto: &str) -> Pod {
+        pod.spec.as_mut().unwrap().containers[0].ports = Some(vec![ContainerPort {
+            container_port: port,
+            host_port: Some(port),
+            protocol: Some(proto.into()),
+            ..Default::default()
+        }]);
+        pod
+    }
+
+    fn term(app: &str, key: &str) -> PodAffinityTerm {
+        PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_labels: Some([("app".to_owned(), app.to_owned())].into()),
+                ..Default::default()
+            }),
+            topology_key: key.into(),
+            ..Default::default()
+        }
+    }
+
+    fn with_pod_affinity(
+        mut pod: Pod,
+        affinity: Vec<PodAffinityTerm>,
+        anti: Vec<PodAffinityTerm>,
+    ) -> Pod {
+        pod.spec.as_mut().unwrap().affinity = Some(Affinity {
+            pod_affinity: (!affinity.is_empty()).then(|| PodAffinity {
+                required_during_scheduling_ignored_during_execution: Some(affinity),
+                ..Default::default()
+            }),
+            pod_anti_affinity: (!anti.is_empty()).then(|| PodAntiAffinity {
+                required_during_scheduling_ignored_during_execution: Some(anti),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        pod
+    }
+
+    #[test]
+    fn host_ports_taken_by_pods_in_place_or_placed_before() {
+        let nodes = [NodeBuilder::new("a").build(), NodeBuilder::new("b").build()];
+        let in_place = [host_port(
+            PodBuilder::new("ns", "x").on("a").build(),
+            80,
+            "TCP",
+        )];
+        let web = |n| host_port(PodBuilder::new("ns", n).on("gone").build(), 80, "TCP");
+        let dns = host_port(PodBuilder::new("ns", "dns").on("gone").build(), 80, "UDP");
+        assert_eq!(
+            place(&[web("w1"), dns, web("w2")], &nodes, &in_place, &[]),
+            vec![
+                fits("b"),
+                fits("a"),
+                Placement::NoFit {
+                    reason: "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports.".into()
+                },
+            ]
+        );
+    }
+
+    /// Three replicas, one per node by required anti-affinity: draining one node leaves its
+    /// replica nowhere to go, and kubectl would evict it into Pending.
+    #[test]
+    fn one_replica_per_node_has_nowhere_to_go() {
+        let db = |i: usize, node: &str| {
+            with_pod_affinity(
+                PodBuilder::new("ns", &format!("db-{i}"))
+                    .label("app", "db")
+                    .on(node)
+                    .build(),
+                vec![],
+                vec![term("db", "kubernetes.io/hostname")],
+            )
+        };
+        let nodes = [
+            NodeBuilder::new("a").build(),
+            NodeBuilder::new("b").build(),
+            NodeBuilder::new("c").build(),
+        ];
+        let all = [db(0, "a"), db(1, "b"), db(2, "c")];
+        assert_eq!(
+            place(&all[2..], &nodes, &all, &["c"]),
+            vec![Placement::NoFit {
+                reason: "0/3 nodes are available: 1 node(s) being drained, 2 node(s) didn't match pod anti-affinity rules.".into()
+            }]
+        );
+        let four = [
+            nodes[0].clone(),
+            nodes[1].clone(),
+            nodes[2].clone(),
+            NodeBuilder::new("d").build(),
+        ];
+        assert_eq!(place(&all[2..], &four, &all, &["c"]), vec![fits("d")]);
+        // Another namespace's pods are not seen by the term.
+        let other_ns = [db(0, "a"), db(2, "c")].map(|mut p| {
+            p.metadata.namespace = Some("other".into());
+            p
+        });
+        let mine = with_pod_affinity(
+            PodBuilder::new("ns", "db-9")
+                .label("app", "db")
+                .on("c")
+                .build(),
+            vec![],
+            vec![term("db", "kubernetes.io/hostname")],
+        );
+        assert_eq!(place(&[mine], &nodes, &other_ns, &["c"]), vec![fits("a")]);
+    }
+
+    #[test]
+    fn anti_affinity_of_pods_in_place_keeps_pods_off_their_domain() {
+        let nodes = [
+            NodeBuilder::new("a").label("zone", "z1").build(),
+            NodeBuilder::new("b").label("zone", "z1").build(),
+            NodeBuilder::new("c").label("zone", "z2").build(),
+        ];
+        let loner = with_pod_affinity(
+            PodBuilder::new("ns", "loner").on("a").build(),
+            vec![],
+            vec![term("web", "zone")],
+        );
+        let web = PodBuilder::new("ns", "web-1")
+            .label("app", "web")
+            .on("x")
+            .build();
+        let report = place(&[web], &nodes, &[loner], &["c"]);
+        assert_eq!(
+            report,
+            vec![Placement::NoFit {
+                reason: "0/3 nodes are available: 1 node(s) being drained, 2 node(s) didn't satisfy existing pods anti-affinity rules.".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn affinity_needs_a_matching_pod_in_the_domain_except_for_the_first_of_a_group() {
+        let nodes = [
+            NodeBuilder::new("a").label("zone", "z1").build(),
+            NodeBuilder::new("b").label("zone", "z2").build(),
+            NodeBuilder::new("c").label("zone", "z2").build(),
+            NodeBuilder::new("nozone").build(),
+        ];
+        let cache = PodBuilder::new("ns", "cache")
+            .label("app", "cache")
+            .on("c")
+            .build();
+        let app = |n: &str| {
+            with_pod_affinity(
+                PodBuilder::new("ns", n).on("gone").build(),
+                vec![term("cache", "zone")],
+                vec![],
+            )
+        };
+        // Next to the cache's zone: b (same zone as c), not a.
+        assert_eq!(
+            place(&[app("app-1")], &nodes, std::slice::from_ref(&cache), &[]),
+            vec![fits("b")]
+        );
+        // The cache's node drained and nothing else in z2 but b.
+        assert_eq!(
+            place(&[app("app-2")], &nodes[..1], &[cache], &[]),
+            vec![Placement::NoFit {
+                reason: "0/1 nodes are available: 1 node(s) didn't match pod affinity rules."
+                    .into()
+            }]
+        );
+        // The first cache of a group that wants to be with caches may go anywhere with a zone.
+        let first = with_pod_affinity(
+            PodBuilder::new("ns", "cache-0")
+                .label("app", "cache")
+                .on("gone")
+                .build(),
+            vec![term("cache", "zone")],
+            vec![],
+        );
+        assert_eq!(place(&[first], &nodes, &[], &[]), vec![fits("a")]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod capacity;
 pub mod cordon;
 pub mod eviction;
 pub mod filters;
+pub mod interpod;
 pub mod pdb;
 pub mod plan;
 pub mod quantity;

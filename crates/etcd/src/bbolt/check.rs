@@ -515,8 +515,8 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, '_, V> {
     }
 
     /// Walks a big bucket on two threads: this one takes pieces from the front with its own
-    /// visitor, a second one takes them from the back, each with a fresh fork of `later`, and
-    /// joins those in order. They meet wherever the work splits evenly. The first fault in walk
+    /// visitor, a second one takes them from the back, each with a fresh fork (`later` first),
+    /// and joins those in order. They meet wherever the work splits evenly. The first fault in walk
     /// order wins; a page reached from both threads is a double reference.
     #[allow(clippy::too_many_arguments)]
     fn walk_split(
@@ -540,6 +540,11 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, '_, V> {
             let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
             q.start = q.end;
         };
+        // One fresh visitor per piece the second thread may take, forked here where our visitor
+        // is at hand; if forks run out, it stops taking pieces and this thread walks the rest.
+        let mut spare: Vec<V> = std::iter::once(later)
+            .chain(std::iter::from_fn(|| self.visitor.fork()).take(last))
+            .collect();
         let (db, freed, path) = (self.db, self.freed, self.path.clone());
         let (hwm, page_size) = (self.stats.hwm_pages, self.stats.page_size);
         let take = &take;
@@ -554,8 +559,7 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, '_, V> {
             let mut walked: Vec<V> = Vec::new();
             let mut result = Ok(());
             let mut next = Some(last);
-            while let Some(p) = next {
-                let Some(mut v) = later.fork() else { break };
+            while let (Some(p), Some(mut v)) = (next, spare.pop()) {
                 let mut w = Walker {
                     db,
                     visitor: &mut v,
@@ -573,7 +577,7 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, '_, V> {
                     result = r;
                     break;
                 }
-                next = take(true);
+                next = if spare.is_empty() { None } else { take(true) };
             }
             let mut joined = walked.pop();
             if let Some(v) = &mut joined {

@@ -184,6 +184,8 @@ type Delivered = (Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
 #[derive(Debug, Default)]
 struct Collect {
     fork: bool,
+    /// How many more forks to grant (unlimited if `None`).
+    fork_budget: Option<std::cell::Cell<usize>>,
     entries: Vec<Delivered>,
     joins: usize,
     halves_done: usize,
@@ -196,6 +198,12 @@ impl<'a> check::Visitor<'a> for Collect {
     }
 
     fn fork(&self) -> Option<Self> {
+        if let Some(budget) = &self.fork_budget {
+            if budget.get() == 0 {
+                return None;
+            }
+            budget.set(budget.get() - 1);
+        }
         self.fork.then(|| Collect {
             fork: true,
             ..Collect::default()
@@ -250,6 +258,26 @@ fn a_big_bucket_is_walked_on_two_threads_like_on_one() {
     assert_eq!(two.halves_done, 2);
     assert_eq!(stats.entries, 3000 + 1 + 2);
     assert_eq!(stats.used_pages + stats.free_pages, stats.hwm_pages);
+}
+
+#[test]
+fn when_forks_run_out_the_first_thread_walks_the_rest() {
+    let mut input = sample();
+    let key: BTreeMap<_, _> = (0..3000u32)
+        .map(|i| (i.to_be_bytes().to_vec(), vec![b'w'; (i % 5) as usize]))
+        .collect();
+    input.insert(b"key".to_vec(), key);
+    let db = Db::from_bytes(Builder::new(4096, 3, 4, 1).build(&input)).unwrap();
+    let mut one = Collect::default();
+    let want = check::check(&db, &mut one).unwrap();
+    let mut two = Collect {
+        fork: true,
+        fork_budget: Some(std::cell::Cell::new(2)),
+        ..Collect::default()
+    };
+    assert_eq!(check::check(&db, &mut two).unwrap(), want);
+    assert!(two.joins >= 1);
+    assert!(one.entries == two.entries);
 }
 
 #[test]

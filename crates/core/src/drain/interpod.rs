@@ -1,0 +1,190 @@
+//! The capacity preflight's rules that depend on the other pods of a node or of a topology
+//! domain: host ports (the scheduler's `NodePorts` filter) and required pod affinity and
+//! anti-affinity, including the anti-affinity of pods already in place (`InterPodAffinity`).
+//!
+//! Kubernetes semantics kept: a term's namespaces default to its pod's own; a node without the
+//! term's topology label satisfies no affinity and violates no anti-affinity; the first pod of
+//! a group may be placed when no pod matches its affinity term and it matches that term itself.
+//! Approximation: a term with a `namespaceSelector` is taken to cover every namespace (namespace
+//! labels are not read), which can only make anti-affinity stricter.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm};
+
+use super::pdb::label_selector_matches;
+
+/// A node as the inter-pod rules see it: its labels and the pods it hosts (or will host).
+#[derive(Debug, Clone, Copy)]
+pub struct NodeView<'n, 'p> {
+    /// Node labels (topology keys are looked up here).
+    pub labels: &'n BTreeMap<String, String>,
+    /// Pods on the node, including the ones the preflight already placed there.
+    pub pods: &'p [&'p Pod],
+}
+
+/// Which inter-pod rule a node fails, worded like the scheduler's reasons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterPodUnfit {
+    /// A host port the pod asks for is taken.
+    HostPorts,
+    /// A required pod affinity term has no matching pod in the node's domain.
+    PodAffinity,
+    /// A required pod anti-affinity term matches a pod in the node's domain.
+    PodAntiAffinity,
+    /// A pod in the domain has a required anti-affinity term that matches this pod.
+    ExistingPodsAntiAffinity,
+}
+
+impl std::fmt::Display for InterPodUnfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InterPodUnfit::HostPorts => {
+                "node(s) didn't have free ports for the requested pod ports"
+            }
+            InterPodUnfit::PodAffinity => "node(s) didn't match pod affinity rules",
+            InterPodUnfit::PodAntiAffinity => "node(s) didn't match pod anti-affinity rules",
+            InterPodUnfit::ExistingPodsAntiAffinity => {
+                "node(s) didn't satisfy existing pods anti-affinity rules"
+            }
+        })
+    }
+}
+
+/// `(protocol, host IP, port)` of every container port with a `hostPort`.
+fn host_ports(pod: &Pod) -> impl Iterator<Item = (&str, &str, i32)> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let port = p.host_port.filter(|&h| h > 0)?;
+            let proto = p.protocol.as_deref().unwrap_or("TCP");
+            let ip = p.host_ip.as_deref().unwrap_or_default();
+            Some((proto, ip, port))
+        })
+}
+
+/// Whether two host IPs overlap: the wildcard (empty or `0.0.0.0`) overlaps everything.
+fn ips_overlap(a: &str, b: &str) -> bool {
+    let any = |ip: &str| ip.is_empty() || ip == "0.0.0.0";
+    any(a) || any(b) || a == b
+}
+
+/// Whether `pod` asks for a host port already used by one of `others`.
+pub fn host_port_conflict(pod: &Pod, others: &[&Pod]) -> bool {
+    host_ports(pod).any(|(proto, ip, port)| {
+        others
+            .iter()
+            .flat_map(|o| host_ports(o))
+            .any(|(p2, ip2, port2)| port == port2 && proto == p2 && ips_overlap(ip, ip2))
+    })
+}
+
+fn required_affinity(pod: &Pod) -> &[PodAffinityTerm] {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.pod_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_deref()
+        })
+        .unwrap_or_default()
+}
+
+fn required_anti_affinity(pod: &Pod) -> &[PodAffinityTerm] {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_deref()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the term (declared by a pod in namespace `owner_ns`) selects `candidate`.
+fn term_selects(term: &PodAffinityTerm, owner_ns: &str, candidate: &Pod) -> bool {
+    let ns = candidate.metadata.namespace.as_deref().unwrap_or_default();
+    let listed = term.namespaces.as_deref().unwrap_or_default();
+    let ns_ok = if term.namespace_selector.is_some() {
+        true
+    } else if listed.is_empty() {
+        ns == owner_ns
+    } else {
+        listed.iter().any(|n| n == ns)
+    };
+    let empty = BTreeMap::new();
+    let labels = candidate.metadata.labels.as_ref().unwrap_or(&empty);
+    ns_ok
+        && term
+            .label_selector
+            .as_ref()
+            .is_some_and(|sel| label_selector_matches(sel, labels))
+}
+
+/// Pods on the nodes whose `key` label equals `value`.
+fn domain_pods<'a>(
+    nodes: &'a [NodeView<'_, 'a>],
+    key: &'a str,
+    value: &'a str,
+) -> impl Iterator<Item = &'a Pod> {
+    nodes
+        .iter()
+        .filter(move |n| n.labels.get(key).map(String::as_str) == Some(value))
+        .flat_map(|n| n.pods.iter().copied())
+}
+
+/// Checks the required pod affinity and anti-affinity terms (the pod's and those of the pods in
+/// place) for placing `pod` on `nodes[at]`.
+pub fn check_inter_pod(
+    pod: &Pod,
+    nodes: &[NodeView<'_, '_>],
+    at: usize,
+) -> Result<(), InterPodUnfit> {
+    let node = nodes[at];
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    for term in required_affinity(pod) {
+        let Some(value) = node.labels.get(&term.topology_key) else {
+            return Err(InterPodUnfit::PodAffinity);
+        };
+        let mut in_domain = domain_pods(nodes, &term.topology_key, value);
+        if in_domain.any(|q| term_selects(term, ns, q)) {
+            continue;
+        }
+        // The first pod of a group: nothing matches anywhere, and it matches itself.
+        let anywhere = nodes
+            .iter()
+            .flat_map(|n| n.pods.iter())
+            .any(|q| term_selects(term, ns, q));
+        if anywhere || !term_selects(term, ns, pod) {
+            return Err(InterPodUnfit::PodAffinity);
+        }
+    }
+    for term in required_anti_affinity(pod) {
+        let Some(value) = node.labels.get(&term.topology_key) else {
+            continue;
+        };
+        if domain_pods(nodes, &term.topology_key, value).any(|q| term_selects(term, ns, q)) {
+            return Err(InterPodUnfit::PodAntiAffinity);
+        }
+    }
+    for other in nodes {
+        for q in other.pods {
+            let q_ns = q.metadata.namespace.as_deref().unwrap_or_default();
+            for term in required_anti_affinity(q) {
+                let key = &term.topology_key;
+                let same_domain = match (other.labels.get(key), node.labels.get(key)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => false,
+                };
+                if same_domain && term_selects(term, q_ns, pod) {
+                    return Err(InterPodUnfit::ExistingPodsAntiAffinity);
+                }
+            }
+        }
+    }
+    Ok(())
+}
