@@ -183,6 +183,9 @@ pub struct RestoreReport {
     pub elapsed: Duration,
     /// Dry run: nothing written.
     pub dry_run: bool,
+    /// Staging dirs left by restores that were killed midway (their process is gone), removed
+    /// before starting; a dry run lists the ones it would remove.
+    pub leftovers: Vec<PathBuf>,
 }
 
 impl RestoreReport {
@@ -212,7 +215,16 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreReport, RestoreError> {
         opts.data_dir.as_deref(),
         opts.wal_dir.as_deref(),
     );
-    check_targets(&layout)?;
+    let leftovers = stale_staging(&layout);
+    check_targets(&layout, &leftovers)?;
+    if !opts.dry_run {
+        for dir in &leftovers {
+            std::fs::remove_dir_all(dir).map_err(io_err(
+                "cannot remove the leftover of an interrupted restore",
+                dir,
+            ))?;
+        }
+    }
 
     let path = &opts.snapshot;
     let file = File::open(path).map_err(io_err("cannot open snapshot", path))?;
@@ -271,6 +283,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreReport, RestoreError> {
             source_size: db_len,
             elapsed: start.elapsed(),
             dry_run: true,
+            leftovers,
         });
     }
 
@@ -317,15 +330,52 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreReport, RestoreError> {
         source_size: db_len,
         elapsed: start.elapsed(),
         dry_run: false,
+        leftovers,
     })
 }
 
-/// Refuses a non-empty data dir or an existing WAL dir (etcdutl's rules).
-fn check_targets(layout: &Layout) -> Result<(), RestoreError> {
+/// Staging dirs of earlier restores into these targets whose process is gone (killed midway):
+/// `DATA/.kubemaint-restore-PID` inside an existing data dir, `.NAME.kubemaint-restore-PID`
+/// beside the data and WAL dirs. One still in use by a live process is left alone.
+fn stale_staging(layout: &Layout) -> Vec<PathBuf> {
+    let dead = |name: &str, prefix: &str| {
+        name.strip_prefix(prefix)
+            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            .is_some_and(|pid| {
+                pid != std::process::id().to_string()
+                    && Path::new("/proc/self").exists()
+                    && !Path::new("/proc").join(pid).exists()
+            })
+    };
+    let mut found = Vec::new();
+    let mut scan = |dir: &Path, prefix: &str| {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if dead(&name, prefix) && e.file_type().is_ok_and(|t| t.is_dir()) {
+                found.push(dir.join(name));
+            }
+        }
+    };
+    scan(&layout.data_dir, ".kubemaint-restore-");
+    for target in [&layout.data_dir, &layout.wal_dir] {
+        if let Some(name) = target.file_name() {
+            let prefix = format!(".{}.kubemaint-restore-", name.to_string_lossy());
+            scan(&parent_of(target), &prefix);
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Refuses a non-empty data dir or an existing WAL dir (etcdutl's rules); `leftovers` (stale
+/// staging dirs, about to be removed) do not count.
+fn check_targets(layout: &Layout, leftovers: &[PathBuf]) -> Result<(), RestoreError> {
     let d = &layout.data_dir;
     match std::fs::read_dir(d) {
-        Ok(mut it) => {
-            if it.next().is_some() {
+        Ok(it) => {
+            let mut entries = it.flatten().map(|e| e.path());
+            if entries.any(|p| !leftovers.contains(&p)) {
                 return Err(RestoreError::DataDirNotEmpty(d.clone()));
             }
         }

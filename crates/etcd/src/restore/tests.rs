@@ -290,3 +290,64 @@ fn wal_dir_inside_an_existing_empty_data_dir() {
     assert!(data.join("member/snap/db").exists());
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 2);
 }
+
+/// The pid of a process that has exited (its staging dirs count as leftovers).
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn leftovers_of_a_killed_restore_are_removed_not_mistaken_for_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snapf = snapshot_file(tmp.path(), "/plain/", 5);
+    let junk = |dir: &Path| {
+        std::fs::create_dir_all(dir.join("member/snap")).unwrap();
+        std::fs::write(dir.join("member/snap/db"), b"half written").unwrap();
+    };
+    let pid = dead_pid();
+
+    // Killed while staging inside an existing empty data dir (a mount point, say): the dir is
+    // not "non-empty" for that, a dry run says what it would remove, the restore removes it.
+    let data = tmp.path().join("mounted");
+    let inside = data.join(format!(".kubemaint-restore-{pid}"));
+    junk(&inside);
+    let mut dry = opts(&snapf, &data);
+    dry.dry_run = true;
+    assert_eq!(restore(&dry).unwrap().leftovers, vec![inside.clone()]);
+    assert!(inside.exists(), "a dry run removed something");
+    let r = restore(&opts(&snapf, &data)).unwrap();
+    assert_eq!(r.leftovers, vec![inside.clone()]);
+    assert!(!inside.exists());
+    assert!(data.join("member/snap/db").exists());
+
+    // Killed while staging beside the data and WAL dirs.
+    let data = tmp.path().join("fresh.etcd");
+    let wal = tmp.path().join("wal.d");
+    let beside = tmp
+        .path()
+        .join(format!(".fresh.etcd.kubemaint-restore-{pid}"));
+    let beside_wal = tmp.path().join(format!(".wal.d.kubemaint-restore-{pid}"));
+    junk(&beside);
+    std::fs::create_dir(&beside_wal).unwrap();
+    let mut o = opts(&snapf, &data);
+    o.wal_dir = Some(wal.clone());
+    let mut r = restore(&o).unwrap();
+    r.leftovers.sort();
+    let mut want = vec![beside.clone(), beside_wal.clone()];
+    want.sort();
+    assert_eq!(r.leftovers, want);
+    assert!(!beside.exists() && !beside_wal.exists());
+    assert!(wal.join(wal::segment_name(0, 0)).exists());
+
+    // One whose process is alive (pid 1) may be a restore in progress: left alone, and the
+    // data dir holding it is not empty.
+    let busy = tmp.path().join("busy");
+    let live = busy.join(".kubemaint-restore-1");
+    junk(&live);
+    let e = restore(&opts(&snapf, &busy)).unwrap_err();
+    assert!(matches!(e, RestoreError::DataDirNotEmpty(_)), "{e}");
+    assert!(live.join("member/snap/db").exists());
+}

@@ -146,8 +146,17 @@ const WATCHED_BUDGET_SAFETY_NET: Duration = Duration::from_secs(30);
 /// does not draw a burst of refused requests from every waiting pod.
 #[derive(Clone)]
 pub struct PdbGate {
-    allowed: Arc<Mutex<BTreeMap<String, i64>>>,
+    allowed: Arc<Mutex<BTreeMap<String, Budget>>>,
     changes: watch::Receiver<u64>,
+}
+
+/// What the watch last said of one budget.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    /// `status.disruptionsAllowed`, minus the attempts handed out since.
+    allowed: i64,
+    /// When the watch last delivered it.
+    updated: Instant,
 }
 
 fn pdb_entry(obj: &DynamicObject) -> (String, i64) {
@@ -168,7 +177,7 @@ impl PdbGate {
         let api: Api<DynamicObject> =
             Api::all_with(client.clone(), &super::cluster::pdb_resource(version));
         let (tx, rx) = watch::channel(0u64);
-        let allowed: Arc<Mutex<BTreeMap<String, i64>>> = Arc::default();
+        let allowed: Arc<Mutex<BTreeMap<String, Budget>>> = Arc::default();
         let map = allowed.clone();
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         let handle = tokio::spawn(async move {
@@ -181,7 +190,13 @@ impl PdbGate {
                         watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
                             let (k, v) = pdb_entry(o);
                             tracing::debug!(pdb = %k, disruptions_allowed = v, "budget update");
-                            m.insert(k, v);
+                            m.insert(
+                                k,
+                                Budget {
+                                    allowed: v,
+                                    updated: Instant::now(),
+                                },
+                            );
                         }
                         watcher::Event::Delete(o) => {
                             m.remove(&pdb_entry(o).0);
@@ -212,12 +227,19 @@ impl PdbGate {
     fn try_take(&self, key: &str) -> bool {
         let mut m = self.allowed.lock().expect("pdb map");
         match m.get_mut(key) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
+            Some(b) if b.allowed > 0 => {
+                b.allowed -= 1;
                 true
             }
             _ => false,
         }
+    }
+
+    /// Whether the watch delivered budget `key` within `window`: then it is alive and a
+    /// timed retry would only draw a refusal.
+    fn fresh(&self, key: &str, window: Duration) -> bool {
+        let m = self.allowed.lock().expect("pdb map");
+        m.get(key).is_some_and(|b| b.updated.elapsed() < window)
     }
 }
 
@@ -378,17 +400,26 @@ impl Remover {
         } else {
             d
         };
-        let until = match self.deadline {
+        let deadline = |d| match self.deadline {
             Some(dl) => dl.min(Instant::now() + d),
             None => Instant::now() + d,
         };
+        let mut until = deadline(d);
         let mut changes = self.pdb_gate.changes.clone();
         loop {
             if self.pdb_gate.try_take(key) {
                 return;
             }
             tokio::select! {
-                _ = tokio::time::sleep_until(until) => return,
+                _ = tokio::time::sleep_until(until) => {
+                    // The safety net is for a watch gone quiet; one still reporting this budget
+                    // will wake us when it allows a disruption.
+                    if watched && !self.timed_out() && self.pdb_gate.fresh(key, d) {
+                        until = deadline(d);
+                        continue;
+                    }
+                    return;
+                }
                 r = changes.changed() => if r.is_err() {
                     tokio::time::sleep_until(until).await;
                     return;

@@ -86,6 +86,8 @@ struct Output {
     source_db_bytes: u64,
     keys: u64,
     elapsed_seconds: f64,
+    /// Staging dirs of interrupted restores removed first (or, dry run, to be removed).
+    leftovers_removed: Vec<String>,
 }
 
 fn output(r: &RestoreReport) -> Output {
@@ -119,6 +121,11 @@ fn output(r: &RestoreReport) -> Output {
         source_db_bytes: r.source_size,
         keys: r.db.keys,
         elapsed_seconds: r.elapsed.as_secs_f64(),
+        leftovers_removed: r
+            .leftovers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
     }
 }
 
@@ -164,6 +171,16 @@ pub fn run(args: RestoreArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         other => anyhow::Error::new(other).context("restore failed; the target was not created"),
     })?;
     let out = output(&report);
+    for dir in &out.leftovers_removed {
+        eprintln!(
+            "{} the staging dir of an interrupted restore (its process is gone): {dir}",
+            if out.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            }
+        );
+    }
     if !print_machine(global.output, &out)? {
         let verb = if out.dry_run {
             "would restore"
