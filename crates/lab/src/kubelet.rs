@@ -439,8 +439,10 @@ async fn reconcile_pod(
         } else {
             annotation_ms(pod, SHUTDOWN_DELAY_ANNOTATION).unwrap_or(sim.shutdown_delay_ms)
         };
-        let done_at = (seen + Duration::from_millis(shutdown).min(Duration::from_secs(grace)))
-            .min(ts_of(deleted));
+        // deletionTimestamp has whole seconds (rounded down): the deadline may be 1 s later.
+        let deadline = ts_of(deleted) + Duration::from_secs(1);
+        let done_at =
+            (seen + Duration::from_millis(shutdown).min(Duration::from_secs(grace))).min(deadline);
         if now >= done_at {
             finishing.insert(uid.clone());
             let dp = DeleteParams {

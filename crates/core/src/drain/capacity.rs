@@ -446,66 +446,109 @@ pub fn check_capacity<'a>(
         .collect();
     states.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let mut report = CapacityReport::default();
-    for pod in to_place {
-        let placement = match pod_requests(pod) {
-            Err(e) => Placement::Invalid {
-                error: e.to_string(),
-            },
-            Ok(req) => {
-                let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-                let mut chosen = None;
-                let views: Vec<NodeView<'_, '_>> = states
-                    .iter()
-                    .map(|st| NodeView {
-                        labels: st.node.metadata.labels.as_ref().unwrap_or(&NO_LABELS),
-                        pods: &st.pods,
-                    })
-                    .collect();
-                for i in 0..states.len() {
-                    match check_node(pod, &req, &states, &views, i) {
-                        Ok(()) => {
-                            chosen = Some(i);
-                            break;
+    // A pod whose required affinity wants a pod that moves too can only fit once that one is
+    // placed: pods with affinity terms that fit nowhere get further passes while passes place
+    // something (the scheduler would retry them the same way).
+    let mut placements: Vec<Option<Placement>> = vec![None; to_place.len()];
+    let mut pending: Vec<usize> = (0..to_place.len()).collect();
+    loop {
+        let mut retry = Vec::new();
+        let mut placed_any = false;
+        for i in pending {
+            let pod = to_place[i];
+            let placement = place_one(pod, &mut states);
+            match placement {
+                Placement::Fits { .. } => placed_any = true,
+                Placement::NoFit { .. } if has_required_affinity(pod) => retry.push(i),
+                _ => {}
+            }
+            placements[i] = Some(placement);
+        }
+        if !placed_any || retry.is_empty() {
+            break;
+        }
+        pending = retry;
+    }
+    CapacityReport {
+        pods: to_place
+            .iter()
+            .zip(placements)
+            .map(|(pod, placement)| PodPlacement {
+                pod: PodRef::of(pod),
+                placement: placement.unwrap_or(Placement::Invalid {
+                    error: "not evaluated".into(),
+                }),
+            })
+            .collect(),
+    }
+}
+
+fn has_required_affinity(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.pod_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_some_and(|t| !t.is_empty())
+}
+
+/// First-fit placement of one pod; a fit is recorded on the chosen node.
+fn place_one<'a>(pod: &'a Pod, states: &mut [NodeState<'a>]) -> Placement {
+    match pod_requests(pod) {
+        Err(e) => Placement::Invalid {
+            error: e.to_string(),
+        },
+        Ok(req) => {
+            let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+            let mut chosen = None;
+            let views: Vec<NodeView<'_, '_>> = states
+                .iter()
+                .map(|st| NodeView {
+                    labels: st.node.metadata.labels.as_ref().unwrap_or(&NO_LABELS),
+                    pods: &st.pods,
+                })
+                .collect();
+            for i in 0..states.len() {
+                match check_node(pod, &req, &states, &views, i) {
+                    Ok(()) => {
+                        chosen = Some(i);
+                        break;
+                    }
+                    Err(u) => *reasons.entry(u.to_string()).or_default() += 1,
+                }
+            }
+            match chosen {
+                Some(i) => {
+                    states[i].pods.push(pod);
+                    if let Ok(free) = states[i].free.as_mut() {
+                        for (k, v) in &req {
+                            *free.entry(k.clone()).or_default() -= v;
                         }
-                        Err(u) => *reasons.entry(u.to_string()).or_default() += 1,
+                    }
+                    Placement::Fits {
+                        node: states[i].name.clone(),
                     }
                 }
-                match chosen {
-                    Some(i) => {
-                        states[i].pods.push(pod);
-                        if let Ok(free) = states[i].free.as_mut() {
-                            for (k, v) in &req {
-                                *free.entry(k.clone()).or_default() -= v;
-                            }
-                        }
-                        Placement::Fits {
-                            node: states[i].name.clone(),
-                        }
-                    }
-                    None => {
-                        let detail = reasons
-                            .iter()
-                            .map(|(r, n)| format!("{n} {r}"))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        Placement::NoFit {
-                            reason: if detail.is_empty() {
-                                format!("0/{} nodes are available.", states.len())
-                            } else {
-                                format!("0/{} nodes are available: {detail}.", states.len())
-                            },
-                        }
+                None => {
+                    let detail = reasons
+                        .iter()
+                        .map(|(r, n)| format!("{n} {r}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    Placement::NoFit {
+                        reason: if detail.is_empty() {
+                            format!("0/{} nodes are available.", states.len())
+                        } else {
+                            format!("0/{} nodes are available: {detail}.", states.len())
+                        },
                     }
                 }
             }
-        };
-        report.pods.push(PodPlacement {
-            pod: PodRef::of(pod),
-            placement,
-        });
+        }
     }
-    report
 }
 
 #[cfg(test)]
@@ -784,6 +827,63 @@ mod tests {
             vec![],
         );
         assert_eq!(place(&[first], &nodes, &[], &[]), vec![fits("a")]);
+    }
+
+    #[test]
+    fn affinity_to_a_pod_that_moves_too_is_met_once_it_is_placed() {
+        let nodes = [
+            NodeBuilder::new("a").label("zone", "z1").build(),
+            NodeBuilder::new("b").label("zone", "z2").build(),
+            NodeBuilder::new("gone").label("zone", "z9").build(),
+        ];
+        // Listed first, the app finds no cache yet; the cache lands on a, then the app follows.
+        let app = with_pod_affinity(
+            PodBuilder::new("ns", "app").on("gone").build(),
+            vec![term("cache", "zone")],
+            vec![],
+        );
+        let cache = PodBuilder::new("ns", "cache")
+            .label("app", "cache")
+            .on("gone")
+            .build();
+        assert_eq!(
+            place(&[app, cache], &nodes, &[], &["gone"]),
+            vec![fits("a"), fits("a")]
+        );
+    }
+
+    #[test]
+    fn one_pod_must_match_every_affinity_term() {
+        let nodes = [NodeBuilder::new("a").label("zone", "z1").build()];
+        let mut tier = term("x", "zone");
+        tier.label_selector = Some(LabelSelector {
+            match_labels: Some([("tier".to_owned(), "fast".to_owned())].into()),
+            ..Default::default()
+        });
+        let pod = with_pod_affinity(
+            PodBuilder::new("ns", "p").on("gone").build(),
+            vec![term("cache", "zone"), tier],
+            vec![],
+        );
+        // One pod per term is not enough (the scheduler counts pods matching all terms).
+        let cache = PodBuilder::new("ns", "c")
+            .label("app", "cache")
+            .on("a")
+            .build();
+        let fast = PodBuilder::new("ns", "f")
+            .label("tier", "fast")
+            .on("a")
+            .build();
+        assert!(matches!(
+            place(std::slice::from_ref(&pod), &nodes, &[cache, fast], &[])[0],
+            Placement::NoFit { .. }
+        ));
+        let both = PodBuilder::new("ns", "cf")
+            .label("app", "cache")
+            .label("tier", "fast")
+            .on("a")
+            .build();
+        assert_eq!(place(&[pod], &nodes, &[both], &[]), vec![fits("a")]);
     }
 
     #[test]

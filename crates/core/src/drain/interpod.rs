@@ -6,7 +6,8 @@
 //! term's topology label satisfies no affinity and violates no anti-affinity; the first pod of
 //! a group may be placed when no pod matches its affinity term and it matches that term itself.
 //! Approximation: a term with a `namespaceSelector` is taken to cover every namespace (namespace
-//! labels are not read), which can only make anti-affinity stricter.
+//! labels are not read): anti-affinity may then refuse a node the scheduler would take, and
+//! affinity may accept one it would not. Such terms are rare (Kubernetes ≥ 1.22).
 
 use std::collections::BTreeMap;
 
@@ -146,21 +147,33 @@ pub fn check_inter_pod(
 ) -> Result<(), InterPodUnfit> {
     let node = nodes[at];
     let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-    for term in required_affinity(pod) {
-        let Some(value) = node.labels.get(&term.topology_key) else {
-            return Err(InterPodUnfit::PodAffinity);
-        };
-        let mut in_domain = domain_pods(nodes, &term.topology_key, value);
-        if in_domain.any(|q| term_selects(term, ns, q)) {
-            continue;
+    let affinity = required_affinity(pod);
+    if !affinity.is_empty() {
+        // As the scheduler counts: a pod in place counts only if it matches every term, and each
+        // term's domain (on this node) must hold such a pod.
+        let matches_all = |q: &Pod| affinity.iter().all(|t| term_selects(t, ns, q));
+        let mut satisfied = true;
+        for term in affinity {
+            let Some(value) = node.labels.get(&term.topology_key) else {
+                return Err(InterPodUnfit::PodAffinity);
+            };
+            if !domain_pods(nodes, &term.topology_key, value).any(matches_all) {
+                satisfied = false;
+                break;
+            }
         }
-        // The first pod of a group: nothing matches anywhere, and it matches itself.
-        let anywhere = nodes
-            .iter()
-            .flat_map(|n| n.pods.iter())
-            .any(|q| term_selects(term, ns, q));
-        if anywhere || !term_selects(term, ns, pod) {
-            return Err(InterPodUnfit::PodAffinity);
+        if !satisfied {
+            // The first pod of a group: no pod matching every term sits in any domain of the
+            // terms' keys, and this pod matches every term itself.
+            let any_in_a_domain = nodes.iter().any(|n| {
+                affinity
+                    .iter()
+                    .any(|t| n.labels.contains_key(&t.topology_key))
+                    && n.pods.iter().any(|q| matches_all(q))
+            });
+            if any_in_a_domain || !matches_all(pod) {
+                return Err(InterPodUnfit::PodAffinity);
+            }
         }
     }
     for term in required_anti_affinity(pod) {

@@ -122,8 +122,17 @@ pub fn check<'a, V: Visitor<'a>>(db: &'a Db, visitor: &mut V) -> Result<Stats, E
         path: Vec::new(),
         stats,
         may_split: true,
+        split: false,
     };
-    w.walk_bucket(db.root(), 0)?;
+    if let Err(fault) = w.walk_bucket(db.root(), 0) {
+        // Two threads meet faults out of walk order (the back thread walks backwards; a page
+        // reached from both shows only at the merge). Faults are rare: walk again on one thread
+        // to name the first one, as a sequential check would.
+        if w.split {
+            return check_one_thread(db, freed.as_ref(), hwm);
+        }
+        return Err(fault);
+    }
     if let Some(freed) = &freed {
         for id in FIRST_DATA_PAGE..hwm {
             if !w.reachable.contains(id) && !freed.contains(id) {
@@ -133,6 +142,35 @@ pub fn check<'a, V: Visitor<'a>>(db: &'a Db, visitor: &mut V) -> Result<Stats, E
     }
     w.stats.free_pages = hwm - w.stats.used_pages;
     Ok(w.stats)
+}
+
+/// The structural walk alone on one thread, for the exact first fault; `Ok` here (which a
+/// correct split cannot produce) falls back to a generic double-reference error.
+fn check_one_thread(db: &Db, freed: Option<&BitSet>, hwm: u64) -> Result<Stats, Error> {
+    let mut reachable = BitSet::new(hwm);
+    reachable.insert(0);
+    reachable.insert(1);
+    let mut stats = Stats::default();
+    if let Some(id) = Some(db.meta().freelist).filter(|&id| id != PGID_NO_FREELIST)
+        && let Ok(page) = db.page(id)
+    {
+        mark(&mut reachable, None, &mut stats, &page, db.page_size())?;
+    }
+    let mut w = Walker {
+        db,
+        visitor: &mut (),
+        reachable,
+        freed,
+        path: Vec::new(),
+        stats,
+        may_split: false,
+        split: false,
+    };
+    w.walk_bucket(db.root(), 0)?;
+    Err(Error::MultipleReferences {
+        pgid: db.meta().root.root,
+        offset: db.meta().root.root * db.page_size() as u64,
+    })
 }
 
 /// Parses and marks a persisted freelist page; returns the set of free page ids.
@@ -250,8 +288,10 @@ struct Walker<'a, 'v, 'f, V> {
     path: Vec<&'a [u8]>,
     stats: Stats,
     /// Whether this walker may hand half of a big bucket to a second thread. Only the first
-    /// walker does, so at most two threads run at once.
+    /// walker does, and not while a split is under way, so at most two threads run at once.
     may_split: bool,
+    /// Whether a split happened (faults are then looked for again on one thread).
+    split: bool,
 }
 
 /// A piece of a big bucket for one thread: grandchildren `grandchildren` of the root's child
@@ -568,6 +608,7 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, '_, V> {
                     path: path.clone(),
                     stats,
                     may_split: false,
+                    split: false,
                 };
                 let r = w.walk_piece(root, &pieces[p], min_closed, max_open, &mut None, nesting);
                 (reachable, stats) = (w.reachable, w.stats);
@@ -588,6 +629,8 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, '_, V> {
             }
             (result, reachable, stats, joined)
         };
+        self.split = true;
+        self.may_split = false;
         std::thread::scope(|scope| {
             let handle = std::thread::Builder::new()
                 .name("bbolt-walk".into())
@@ -623,6 +666,7 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, '_, V> {
             if let Some(v) = joined {
                 self.visitor.join(v);
             }
+            self.may_split = true;
             Ok(())
         })
     }

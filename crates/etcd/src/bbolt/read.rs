@@ -36,7 +36,7 @@ impl Bytes {
     }
 }
 
-/// Mappings at least this big drop their page-table entries on two threads (see [`Drop for Db`]).
+/// Mappings at least this big drop their page-table entries on two threads (see `Drop for Bytes`).
 const PARALLEL_RELEASE_MIN: usize = 256 << 20;
 
 impl Drop for Bytes {

@@ -232,7 +232,8 @@ fn check_both_ways(db: &Db) -> (Result<check::Stats, Error>, Collect) {
     let parallel = check::check(db, &mut two);
     match (&sequential, &parallel) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "stats differ between one and two threads"),
-        (a, b) => assert_eq!(a.is_ok(), b.is_ok(), "one thread: {a:?}, two: {b:?}"),
+        // The same first fault, however the work was split.
+        (a, b) => assert_eq!(format!("{a:?}"), format!("{b:?}")),
     }
     if sequential.is_ok() {
         assert!(

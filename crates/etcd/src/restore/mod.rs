@@ -334,25 +334,27 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreReport, RestoreError> {
     })
 }
 
-/// Staging dirs of earlier restores into these targets whose process is gone (killed midway):
-/// `DATA/.kubemaint-restore-PID` inside an existing data dir, `.NAME.kubemaint-restore-PID`
-/// beside the data and WAL dirs. One still in use by a live process is left alone.
+/// Staging dirs of earlier restores into these targets that nobody holds any more (killed
+/// midway): `DATA/.kubemaint-restore-PID` inside an existing data dir, `.NAME.kubemaint-restore-PID`
+/// beside the data and WAL dirs. A restore holds an exclusive `flock` on its staging dirs while it
+/// runs, so one in progress — even in another PID namespace sharing the disk — is left alone.
 fn stale_staging(layout: &Layout) -> Vec<PathBuf> {
-    let dead = |name: &str, prefix: &str| {
-        name.strip_prefix(prefix)
-            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-            .is_some_and(|pid| {
-                pid != std::process::id().to_string()
-                    && Path::new("/proc/self").exists()
-                    && !Path::new("/proc").join(pid).exists()
-            })
+    let ours = std::process::id().to_string();
+    let named_like_staging = |name: &str, prefix: &str| {
+        name.strip_prefix(prefix).is_some_and(|pid| {
+            !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && pid != ours
+        })
     };
     let mut found = Vec::new();
     let mut scan = |dir: &Path, prefix: &str| {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if dead(&name, prefix) && e.file_type().is_ok_and(|t| t.is_dir()) {
-                found.push(dir.join(name));
+            let path = dir.join(&name);
+            if named_like_staging(&name, prefix)
+                && e.file_type().is_ok_and(|t| t.is_dir())
+                && !held_by_a_restore(&path)
+            {
+                found.push(path);
             }
         }
     };
@@ -368,14 +370,35 @@ fn stale_staging(layout: &Layout) -> Vec<PathBuf> {
     found
 }
 
+/// Whether a running restore holds its lock on staging dir `dir` (unknown counts as held).
+fn held_by_a_restore(dir: &Path) -> bool {
+    match File::open(dir) {
+        Ok(f) => match f.try_lock() {
+            Ok(()) => false,
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(_)) => true,
+        },
+        Err(_) => true,
+    }
+}
+
+/// Takes the exclusive lock a restore holds on each of its staging dirs while it runs.
+fn lock_staging(dir: &Path) -> Result<File, RestoreError> {
+    let f = File::open(dir).map_err(io_err("cannot open staging dir", dir))?;
+    f.try_lock().map_err(|e| {
+        io_err("cannot lock staging dir", dir)(std::io::Error::other(e.to_string()))
+    })?;
+    Ok(f)
+}
+
 /// Refuses a non-empty data dir or an existing WAL dir (etcdutl's rules); `leftovers` (stale
 /// staging dirs, about to be removed) do not count.
 fn check_targets(layout: &Layout, leftovers: &[PathBuf]) -> Result<(), RestoreError> {
     let d = &layout.data_dir;
     match std::fs::read_dir(d) {
-        Ok(it) => {
-            let mut entries = it.flatten().map(|e| e.path());
-            if entries.any(|p| !leftovers.contains(&p)) {
+        Ok(mut it) => {
+            // An entry that cannot be read counts as data.
+            if it.any(|e| e.map_or(true, |e| !leftovers.contains(&e.path()))) {
                 return Err(RestoreError::DataDirNotEmpty(d.clone()));
             }
         }
@@ -467,6 +490,8 @@ struct Staging {
     /// A `--wal-dir` inside the data dir, staged at its place inside the staging dir.
     inner_wal: Option<PathBuf>,
     committed: bool,
+    /// Locks held on the staging dirs while this restore runs (see [`stale_staging`]).
+    _locks: Vec<File>,
 }
 
 fn hidden_sibling(target: &Path) -> PathBuf {
@@ -523,8 +548,10 @@ impl Staging {
             inside,
             inner_wal: None,
             committed: false,
+            _locks: Vec::new(),
         };
         mkdir(&data.join("member").join("snap"))?;
+        s._locks.push(lock_staging(&data)?);
         // A --wal-dir inside the data dir is staged inside it too and moves with it.
         let inner_wal = layout
             .wal_dir
@@ -544,6 +571,7 @@ impl Staging {
             let _ = std::fs::remove_dir_all(&w);
             s.wal = Some(w.clone());
             mkdir(&w)?;
+            s._locks.push(lock_staging(&w)?);
         } else {
             mkdir(&data.join("member").join("wal"))?;
         }

@@ -291,7 +291,7 @@ fn wal_dir_inside_an_existing_empty_data_dir() {
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 2);
 }
 
-/// The pid of a process that has exited (its staging dirs count as leftovers).
+/// The pid of a process that has exited (a realistic name for a leftover staging dir).
 fn dead_pid() -> u32 {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
@@ -342,12 +342,21 @@ fn leftovers_of_a_killed_restore_are_removed_not_mistaken_for_data() {
     assert!(!beside.exists() && !beside_wal.exists());
     assert!(wal.join(wal::segment_name(0, 0)).exists());
 
-    // One whose process is alive (pid 1) may be a restore in progress: left alone, and the
-    // data dir holding it is not empty.
+    // One whose restore still runs (it holds the lock on its staging dir, maybe from another
+    // PID namespace) is left alone, and the data dir holding it is not empty.
     let busy = tmp.path().join("busy");
     let live = busy.join(".kubemaint-restore-1");
     junk(&live);
+    let holder = File::open(&live).unwrap();
+    holder.lock().unwrap();
     let e = restore(&opts(&snapf, &busy)).unwrap_err();
     assert!(matches!(e, RestoreError::DataDirNotEmpty(_)), "{e}");
     assert!(live.join("member/snap/db").exists());
+    // Once that restore is gone, its leftover is.
+    drop(holder);
+    assert_eq!(
+        restore(&opts(&snapf, &busy)).unwrap().leftovers,
+        vec![live.clone()]
+    );
+    assert!(!live.exists());
 }

@@ -139,6 +139,9 @@ impl Tracker {
 
 /// Longest wait for a watched budget before retrying anyway.
 const WATCHED_BUDGET_SAFETY_NET: Duration = Duration::from_secs(30);
+/// How many times that wait is renewed while the watch keeps reporting the budget (so a pod
+/// tries at least every 2 minutes).
+const SAFETY_NET_REARMS: u32 = 3;
 
 /// Disruptions each PDB allows, kept current by a watch, handed out one eviction attempt at a
 /// time: a PDB-blocked pod retries as soon as its budget allows a disruption (instead of
@@ -405,6 +408,7 @@ impl Remover {
             None => Instant::now() + d,
         };
         let mut until = deadline(d);
+        let mut rearmed = 0;
         let mut changes = self.pdb_gate.changes.clone();
         loop {
             if self.pdb_gate.try_take(key) {
@@ -413,8 +417,14 @@ impl Remover {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => {
                     // The safety net is for a watch gone quiet; one still reporting this budget
-                    // will wake us when it allows a disruption.
-                    if watched && !self.timed_out() && self.pdb_gate.fresh(key, d) {
+                    // will wake us when it allows a disruption. Still try now and then: the
+                    // server may accept what the budget's numbers refuse (an unhealthy pod).
+                    if watched
+                        && rearmed < SAFETY_NET_REARMS
+                        && !self.timed_out()
+                        && self.pdb_gate.fresh(key, d)
+                    {
+                        rearmed += 1;
                         until = deadline(d);
                         continue;
                     }
