@@ -512,7 +512,7 @@ fn place_one<'a>(pod: &'a Pod, states: &mut [NodeState<'a>]) -> Placement {
                 })
                 .collect();
             for i in 0..states.len() {
-                match check_node(pod, &req, &states, &views, i) {
+                match check_node(pod, &req, states, &views, i) {
                     Ok(()) => {
                         chosen = Some(i);
                         break;
