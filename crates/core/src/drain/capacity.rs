@@ -5,9 +5,9 @@
 //! In/NotIn/Exists/DoesNotExist/Gt/Lt and `matchFields` on `metadata.name`) and resource
 //! requests (incl. the `pods` count) against allocatable minus what is already requested.
 //! Host ports and required pod affinity / anti-affinity (the pod's own terms and those of the
-//! pods in place) are checked by [`super::interpod`]. Placement is greedy first-fit over nodes
-//! sorted by name; topology spread constraints and volumes are not modelled, so "fits" is
-//! necessary, not sufficient.
+//! pods in place) and `DoNotSchedule` topology spread constraints are checked by
+//! [`super::interpod`]. Placement is greedy first-fit over nodes sorted by name; volumes and
+//! scoring are not modelled, so "fits" is necessary, not sufficient.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -237,6 +237,8 @@ pub enum Unfit {
     PodAntiAffinity,
     /// A pod in the node's topology domain has required anti-affinity against this pod.
     ExistingPodsAntiAffinity,
+    /// A `DoNotSchedule` topology spread constraint would be exceeded.
+    TopologySpread,
     /// The node's allocatable could not be read.
     BadNode {
         /// The parse error.
@@ -257,6 +259,7 @@ impl std::fmt::Display for Unfit {
             Unfit::ExistingPodsAntiAffinity => {
                 write!(f, "{}", InterPodUnfit::ExistingPodsAntiAffinity)
             }
+            Unfit::TopologySpread => write!(f, "{}", InterPodUnfit::TopologySpread),
             Unfit::Insufficient { resource } if resource == "pods" => write!(f, "Too many pods"),
             Unfit::Insufficient { resource } => write!(f, "Insufficient {resource}"),
             Unfit::BadNode { error } => write!(f, "node(s) with unreadable allocatable ({error})"),
@@ -327,6 +330,7 @@ impl From<InterPodUnfit> for Unfit {
             InterPodUnfit::PodAffinity => Unfit::PodAffinity,
             InterPodUnfit::PodAntiAffinity => Unfit::PodAntiAffinity,
             InterPodUnfit::ExistingPodsAntiAffinity => Unfit::ExistingPodsAntiAffinity,
+            InterPodUnfit::TopologySpread => Unfit::TopologySpread,
         }
     }
 }
@@ -507,6 +511,7 @@ fn place_one<'a>(pod: &'a Pod, states: &mut [NodeState<'a>]) -> Placement {
             let views: Vec<NodeView<'_, '_>> = states
                 .iter()
                 .map(|st| NodeView {
+                    node: st.node,
                     labels: st.node.metadata.labels.as_ref().unwrap_or(&NO_LABELS),
                     pods: &st.pods,
                 })
@@ -555,7 +560,7 @@ fn place_one<'a>(pod: &'a Pod, states: &mut [NodeState<'a>]) -> Placement {
 mod tests {
     use k8s_openapi::api::core::v1::{
         Affinity, ContainerPort, NodeAffinity, NodeSelector, PodAffinity, PodAffinityTerm,
-        PodAntiAffinity,
+        PodAntiAffinity, TopologySpreadConstraint,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
     use proptest::prelude::*;
@@ -884,6 +889,79 @@ mod tests {
             .on("a")
             .build();
         assert_eq!(place(&[pod], &nodes, &[both], &[]), vec![fits("a")]);
+    }
+
+    fn spread(mut pod: Pod, key: &str, max_skew: i32, when: &str) -> Pod {
+        pod.spec.as_mut().unwrap().topology_spread_constraints =
+            Some(vec![TopologySpreadConstraint {
+                max_skew,
+                topology_key: key.into(),
+                when_unsatisfiable: when.into(),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some([("app".to_owned(), "web".to_owned())].into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]);
+        pod
+    }
+
+    /// One replica per zone, maxSkew 1: the drained node's zone still counts (the scheduler
+    /// ignores the cordon), now with zero, so the replica can go nowhere else.
+    #[test]
+    fn spread_pods_cannot_leave_a_zone_that_then_counts_zero() {
+        let web = |i: usize, node: &str, when: &str| {
+            spread(
+                PodBuilder::new("ns", &format!("web-{i}"))
+                    .label("app", "web")
+                    .on(node)
+                    .build(),
+                "zone",
+                1,
+                when,
+            )
+        };
+        let nodes = [
+            NodeBuilder::new("a").label("zone", "z1").build(),
+            NodeBuilder::new("b").label("zone", "z2").build(),
+            NodeBuilder::new("c").label("zone", "z3").cordoned().build(),
+        ];
+        let all = [
+            web(0, "a", "DoNotSchedule"),
+            web(1, "b", "DoNotSchedule"),
+            web(2, "c", "DoNotSchedule"),
+        ];
+        assert_eq!(
+            place(&all[2..], &nodes, &all, &["c"]),
+            vec![Placement::NoFit {
+                reason: "0/3 nodes are available: 1 node(s) being drained, 2 node(s) didn't match pod topology spread constraints.".into()
+            }]
+        );
+        // Another node in z3 takes it; a soft constraint never refuses.
+        let four = [
+            nodes[0].clone(),
+            nodes[1].clone(),
+            nodes[2].clone(),
+            NodeBuilder::new("d").label("zone", "z3").build(),
+        ];
+        assert_eq!(place(&all[2..], &four, &all, &["c"]), vec![fits("d")]);
+        let soft = [
+            web(0, "a", "ScheduleAnyway"),
+            web(1, "b", "ScheduleAnyway"),
+            web(2, "c", "ScheduleAnyway"),
+        ];
+        assert_eq!(place(&soft[2..], &nodes, &soft, &["c"]), vec![fits("a")]);
+        // maxSkew 2 allows z1 to hold two while z3 holds none.
+        let loose = spread(
+            PodBuilder::new("ns", "web-9")
+                .label("app", "web")
+                .on("c")
+                .build(),
+            "zone",
+            2,
+            "DoNotSchedule",
+        );
+        assert_eq!(place(&[loose], &nodes, &all[..2], &["c"]), vec![fits("a")]);
     }
 
     #[test]

@@ -1,23 +1,31 @@
 //! The capacity preflight's rules that depend on the other pods of a node or of a topology
-//! domain: host ports (the scheduler's `NodePorts` filter) and required pod affinity and
-//! anti-affinity, including the anti-affinity of pods already in place (`InterPodAffinity`).
+//! domain: host ports (the scheduler's `NodePorts` filter), required pod affinity and
+//! anti-affinity, including the anti-affinity of pods already in place (`InterPodAffinity`), and
+//! `DoNotSchedule` topology spread constraints (`PodTopologySpread`).
 //!
 //! Kubernetes semantics kept: a term's namespaces default to its pod's own; a node without the
 //! term's topology label satisfies no affinity and violates no anti-affinity; the first pod of
 //! a group may be placed when no pod matches its affinity term and it matches that term itself.
+//! Topology spread counts, as the scheduler does by default, every node that has the key and
+//! passes the pod's node selection, cordoned or tainted ones included (`nodeTaintsPolicy: Ignore`):
+//! a drained node's domain then counts zero, which is why spread pods often cannot move.
+//! `matchLabelKeys` and a `nodeTaintsPolicy: Honor` are not modelled.
 //! Approximation: a term with a `namespaceSelector` is taken to cover every namespace (namespace
 //! labels are not read): anti-affinity may then refuse a node the scheduler would take, and
 //! affinity may accept one it would not. Such terms are rare (Kubernetes ≥ 1.22).
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm};
+use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm};
 
+use super::capacity::matches_node_selection;
 use super::pdb::label_selector_matches;
 
 /// A node as the inter-pod rules see it: its labels and the pods it hosts (or will host).
 #[derive(Debug, Clone, Copy)]
 pub struct NodeView<'n, 'p> {
+    /// The node (node selection decides which nodes topology spread counts).
+    pub node: &'n Node,
     /// Node labels (topology keys are looked up here).
     pub labels: &'n BTreeMap<String, String>,
     /// Pods on the node, including the ones the preflight already placed there.
@@ -35,6 +43,8 @@ pub enum InterPodUnfit {
     PodAntiAffinity,
     /// A pod in the domain has a required anti-affinity term that matches this pod.
     ExistingPodsAntiAffinity,
+    /// Placing the pod here would exceed a `DoNotSchedule` constraint's `maxSkew`.
+    TopologySpread,
 }
 
 impl std::fmt::Display for InterPodUnfit {
@@ -48,6 +58,7 @@ impl std::fmt::Display for InterPodUnfit {
             InterPodUnfit::ExistingPodsAntiAffinity => {
                 "node(s) didn't satisfy existing pods anti-affinity rules"
             }
+            InterPodUnfit::TopologySpread => "node(s) didn't match pod topology spread constraints",
         })
     }
 }
@@ -197,6 +208,68 @@ pub fn check_inter_pod(
                     return Err(InterPodUnfit::ExistingPodsAntiAffinity);
                 }
             }
+        }
+    }
+    check_spread(pod, nodes, at)
+}
+
+/// `DoNotSchedule` topology spread constraints: the skew after placing the pod on `nodes[at]`
+/// (its domain's matching pods, plus itself if it matches, minus the least-loaded domain's)
+/// must not exceed `maxSkew`.
+fn check_spread(pod: &Pod, nodes: &[NodeView<'_, '_>], at: usize) -> Result<(), InterPodUnfit> {
+    let Some(constraints) = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.topology_spread_constraints.as_deref())
+    else {
+        return Ok(());
+    };
+    let hard: Vec<_> = constraints
+        .iter()
+        .filter(|c| c.when_unsatisfiable == "DoNotSchedule")
+        .collect();
+    if hard.is_empty() {
+        return Ok(());
+    }
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let empty = BTreeMap::new();
+    // Nodes counted: those with every constraint's key that pass the pod's node selection
+    // (`nodeAffinityPolicy: Honor`, the default).
+    let counted: Vec<&NodeView<'_, '_>> = nodes
+        .iter()
+        .filter(|n| hard.iter().all(|c| n.labels.contains_key(&c.topology_key)))
+        .filter(|n| {
+            hard.iter()
+                .all(|c| c.node_affinity_policy.as_deref() == Some("Ignore"))
+                || matches_node_selection(pod, n.node)
+        })
+        .collect();
+    for c in hard {
+        let Some(value) = nodes[at].labels.get(&c.topology_key) else {
+            return Err(InterPodUnfit::TopologySpread);
+        };
+        let selects = |q: &Pod| {
+            q.metadata.namespace.as_deref().unwrap_or_default() == ns
+                && q.metadata.deletion_timestamp.is_none()
+                && c.label_selector.as_ref().is_some_and(|sel| {
+                    label_selector_matches(sel, q.metadata.labels.as_ref().unwrap_or(&empty))
+                })
+        };
+        let mut per_domain: BTreeMap<&str, i64> = BTreeMap::new();
+        for n in &counted {
+            let d = n.labels[&c.topology_key].as_str();
+            *per_domain.entry(d).or_default() +=
+                n.pods.iter().filter(|q| selects(q)).count() as i64;
+        }
+        let fewest_domains = c.min_domains.unwrap_or(1).max(1) as usize;
+        let min = if per_domain.len() < fewest_domains {
+            0
+        } else {
+            per_domain.values().copied().min().unwrap_or(0)
+        };
+        let here = per_domain.get(value.as_str()).copied().unwrap_or(0) + i64::from(selects(pod));
+        if here - min > i64::from(c.max_skew) {
+            return Err(InterPodUnfit::TopologySpread);
         }
     }
     Ok(())
