@@ -377,10 +377,11 @@ fn stuck_terminating_on_a_stopped_node(ctx: &Ctx) {
 }
 
 /// The capacity preflight sees what the real scheduler then does: with one replica per node
-/// by required anti-affinity, the replica of a drained node fits nowhere; kubemaint says so
-/// before evicting, and the scheduler leaves the replacement Pending for the same reason.
+/// by required anti-affinity, or one per zone by a DoNotSchedule spread constraint, the replica
+/// of a drained node fits nowhere; kubemaint says so before evicting, and the scheduler leaves
+/// the replacement Pending for the same reason.
 #[test]
-fn capacity_preflight_agrees_with_the_scheduler_on_anti_affinity() {
+fn capacity_preflight_agrees_with_the_scheduler() {
     let dir = tempfile::tempdir().unwrap();
     let lab = start_lab(dir.path(), 3, 300);
     let kubectl = Kubectl::new(&lab.kubeconfig());
@@ -464,6 +465,71 @@ fn capacity_preflight_agrees_with_the_scheduler_on_anti_affinity() {
                             && c["message"]
                                 .as_str()
                                 .is_some_and(|m| m.contains("anti-affinity"))
+                    })
+                })
+            })
+        },
+    );
+
+    // One replica per zone, maxSkew 1: the drained node's zone still counts, with zero.
+    ctx.kubectl_ok(&["delete", "namespace", "spread", "--wait=true"]);
+    ctx.kubectl_ok(&["uncordon", "worker-3"]);
+    for (node, zone) in [("worker-1", "z1"), ("worker-2", "z2"), ("worker-3", "z3")] {
+        ctx.kubectl_ok(&[
+            "label",
+            "node",
+            node,
+            &format!("topology.kubernetes.io/zone={zone}"),
+        ]);
+    }
+    ctx.kubectl_ok(&["create", "namespace", "zoned"]);
+    ctx.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: zoned\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      topologySpreadConstraints:\n      - maxSkew: 1\n        topologyKey: topology.kubernetes.io/zone\n        whenUnsatisfiable: DoNotSchedule\n        labelSelector:\n          matchLabels: {app: web}\n      containers:\n      - name: c\n        image: registry.example/web:1\n",
+    );
+    ctx.wait_ready("zoned", "app=web", 3);
+    let (_, so, _) = ctx.kubemaint(
+        &[
+            "drain",
+            "worker-2",
+            "--ignore-daemonsets",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        quick,
+    );
+    let report: serde_json::Value = serde_json::from_str(&so).expect("JSON report on stdout");
+    let web = report["plan"]["nodes"][0]["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pod"]["namespace"] == "zoned")
+        .unwrap_or_else(|| panic!("no zoned pod on worker-2: {report}"))
+        .clone();
+    assert_eq!(web["placement"]["kind"], "no-fit", "{web}");
+    let reason = web["placement"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("didn't match pod topology spread constraints"),
+        "{reason}"
+    );
+    let (out, _, se) = ctx.kubemaint(&["drain", "worker-2", "--ignore-daemonsets"], quick);
+    assert!(out.status.success(), "{se}");
+    wait_for(
+        "a web replacement refused by the spread constraint",
+        Duration::from_secs(60),
+        || {
+            let v: serde_json::Value = serde_json::from_str(
+                &ctx.kubectl_ok(&["get", "pods", "-n", "zoned", "-l", "app=web", "-o", "json"]),
+            )
+            .unwrap();
+            v["items"].as_array().unwrap().iter().any(|p| {
+                p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c["type"] == "PodScheduled"
+                            && c["reason"] == "Unschedulable"
+                            && c["message"]
+                                .as_str()
+                                .is_some_and(|m| m.contains("topology spread constraints"))
                     })
                 })
             })

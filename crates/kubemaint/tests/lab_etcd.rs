@@ -38,7 +38,7 @@ fn up(dir: &Path) -> Lab {
     opts.seed = true;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(Lab::up(opts))
-        .unwrap_or_else(|e| panic!("lab up failed: {e}"))
+        .unwrap_or_else(|e| panic!("lab up failed: {}", kubemaint_lab::testing::error_chain(&e)))
 }
 
 fn resource_keys(status: &serde_json::Value, resource: &str) -> u64 {

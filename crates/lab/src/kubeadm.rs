@@ -30,13 +30,28 @@ where
         .to_string();
     let typed: K = serde_json::from_value(obj)
         .map_err(|e| LabError::Invalid(format!("bad lab object {name}: {e}")))?;
-    match api.create(&PostParams::default(), &typed).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(source) => Err(LabError::Kube {
-            context: format!("create {name}"),
-            source,
-        }),
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match api.create(&PostParams::default(), &typed).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
+            // A pod in a namespace created a moment ago is refused until the controller
+            // manager has made its `default` service account; busy servers shed load.
+            Err(kube::Error::Api(s))
+                if attempts < 60
+                    && (matches!(s.code, 429 | 500 | 503 | 504)
+                        || (s.code == 403 && s.message.contains("service account"))) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(source) => {
+                return Err(LabError::Kube {
+                    context: format!("create {name}"),
+                    source,
+                });
+            }
+        }
     }
 }
 

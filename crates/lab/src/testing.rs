@@ -109,6 +109,18 @@ pub fn pod_ready(pod: &serde_json::Value) -> bool {
     })
 }
 
+/// An error with its chain of causes, for test failures (`lab up failed: ...: ...`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 /// Starts a lab for a test (one control plane, `workers` workers, in-process kubelets, pods
 /// Ready and shut down after `delay_ms`), blocking until every node is Ready; panics with the
 /// cause if it cannot. The lab is torn down when it is dropped or the test process exits.
@@ -122,5 +134,5 @@ pub fn start_lab(dir: &Path, workers: u32, delay_ms: u64) -> crate::Lab {
     tokio::runtime::Runtime::new()
         .expect("tokio runtime")
         .block_on(crate::Lab::up(opts))
-        .unwrap_or_else(|e| panic!("lab up failed: {e}"))
+        .unwrap_or_else(|e| panic!("lab up failed: {}", error_chain(&e)))
 }

@@ -33,7 +33,9 @@ fn lab() -> &'static Lab {
             tokio::runtime::Runtime::new()
                 .unwrap()
                 .block_on(Lab::up(opts))
-                .unwrap_or_else(|e| panic!("lab up failed: {e}"))
+                .unwrap_or_else(|e| {
+                    panic!("lab up failed: {}", kubemaint_lab::testing::error_chain(&e))
+                })
         })
         .join()
         .expect("lab thread");
