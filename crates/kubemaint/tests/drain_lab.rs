@@ -163,6 +163,30 @@ fn drain_improvements_on_the_lab() {
         "someone else's cordon undone"
     );
     ctx.kubectl_ok(&["uncordon", "worker-1"]);
+    // kubemaint's cordon undone by `kubectl uncordon` (which leaves the annotation) and made
+    // again by `kubectl cordon`: the server's field owner says it is not kubemaint's any more.
+    let (out, _, _) = ctx.kubemaint(&["cordon", "worker-1"], quick);
+    assert!(out.status.success());
+    ctx.kubectl_ok(&["uncordon", "worker-1"]);
+    assert!(annotations(&ctx.node("worker-1"))["kubemaint.io/cordoned-by"].is_string());
+    ctx.kubectl_ok(&["cordon", "worker-1"]);
+    let (out, _, se) = ctx.kubemaint(
+        &[
+            "drain",
+            "worker-1",
+            "--ignore-daemonsets",
+            "--uncordon-on-failure",
+        ],
+        quick,
+    );
+    assert!(!out.status.success());
+    assert!(se.contains("was cordoned again by"), "{se}");
+    assert_eq!(
+        ctx.node("worker-1")["spec"]["unschedulable"],
+        true,
+        "a cordon made again by hand was undone"
+    );
+    ctx.kubectl_ok(&["uncordon", "worker-1"]);
 
     // 3. A PDB that can never allow an eviction: named with its numbers, the plan says
     //    deadlock, and --timeout ends it.

@@ -112,10 +112,39 @@ pub enum AutoUncordon {
     NotCordoned,
 }
 
-/// Automated uncordon: only undo a cordon kubemaint recorded.
-pub fn auto_uncordon(node: &Node) -> AutoUncordon {
+/// The field manager the API server records as owning `spec.unschedulable` (from
+/// `metadata.managedFields`), if the server tracks it.
+pub fn unschedulable_manager(node: &Node) -> Option<&str> {
+    node.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0["f:spec"].get("f:unschedulable").is_some())
+        })
+        .and_then(|m| m.manager.as_deref())
+}
+
+/// Automated uncordon: only undo a cordon kubemaint recorded, and only if nobody cordoned the
+/// node again since (the server's field ownership of `spec.unschedulable` says who last set it:
+/// an annotation left by kubemaint survives a `kubectl uncordon` and a later manual cordon).
+/// `our_manager` is the field manager kubemaint patches with.
+pub fn auto_uncordon(node: &Node, our_manager: &str) -> AutoUncordon {
     if !is_cordoned(node) {
         return AutoUncordon::NotCordoned;
+    }
+    let name = node.metadata.name.as_deref().unwrap_or_default();
+    if cordon_owner(node).is_some()
+        && let Some(manager) = unschedulable_manager(node)
+        && manager != our_manager
+    {
+        return AutoUncordon::LeaveCordoned {
+            reason: format!(
+                "node {name} was cordoned again by {manager} after kubemaint's cordon; leaving it cordoned. Run `kubemaint uncordon {name}` to undo."
+            ),
+        };
     }
     match cordon_owner(node) {
         Some(_) => AutoUncordon::Uncordon {
@@ -211,15 +240,57 @@ mod tests {
         ));
 
         assert!(matches!(
-            auto_uncordon(&manual),
+            auto_uncordon(&manual, "kubemaint"),
             AutoUncordon::LeaveCordoned { .. }
         ));
         assert!(matches!(
-            auto_uncordon(&ours),
+            auto_uncordon(&ours, "kubemaint"),
             AutoUncordon::Uncordon { .. }
         ));
-        assert_eq!(auto_uncordon(&free), AutoUncordon::NotCordoned);
-        assert_eq!(auto_uncordon(&stale), AutoUncordon::NotCordoned);
+        assert_eq!(auto_uncordon(&free, "kubemaint"), AutoUncordon::NotCordoned);
+        assert_eq!(
+            auto_uncordon(&stale, "kubemaint"),
+            AutoUncordon::NotCordoned
+        );
+    }
+
+    /// kubemaint cordons (annotation), `kubectl uncordon` leaves the annotation, `kubectl
+    /// cordon` cordons again: the server's field owner of `spec.unschedulable` tells.
+    #[test]
+    fn a_cordon_made_again_by_someone_else_is_not_ours() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+        let owned_by = |manager: &str| {
+            let mut n = NodeBuilder::new("n1")
+                .cordoned()
+                .annotate(CORDONED_BY_ANNOTATION, "kubemaint/drain")
+                .build();
+            n.metadata.managed_fields = Some(vec![
+                ManagedFieldsEntry {
+                    manager: Some("kubelet".into()),
+                    fields_v1: Some(FieldsV1(json!({"f:status": {"f:conditions": {}}}))),
+                    ..Default::default()
+                },
+                ManagedFieldsEntry {
+                    manager: Some(manager.into()),
+                    fields_v1: Some(FieldsV1(json!({"f:spec": {"f:unschedulable": {}}}))),
+                    ..Default::default()
+                },
+            ]);
+            n
+        };
+        assert!(matches!(
+            auto_uncordon(&owned_by("kubemaint"), "kubemaint"),
+            AutoUncordon::Uncordon { .. }
+        ));
+        match auto_uncordon(&owned_by("kubectl-cordon"), "kubemaint") {
+            AutoUncordon::LeaveCordoned { reason } => {
+                assert!(
+                    reason.contains("cordoned again by kubectl-cordon"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -413,7 +413,7 @@ async fn leave_or_undo_cordon(nodes_api: &Api<Node>, node: &str, undo: bool) -> 
             return true;
         }
     };
-    match auto_uncordon(&current) {
+    match auto_uncordon(&current, FIELD_MANAGER) {
         AutoUncordon::NotCordoned => false,
         AutoUncordon::LeaveCordoned { reason } => {
             eprintln!("{reason}");
