@@ -401,8 +401,8 @@ fn stuck_terminating_on_a_stopped_node(ctx: &Ctx) {
 }
 
 /// The capacity preflight sees what the real scheduler then does: with one replica per node
-/// by required anti-affinity, or one per zone by a DoNotSchedule spread constraint, the replica
-/// of a drained node fits nowhere; kubemaint says so before evicting, and the scheduler leaves
+/// by required anti-affinity, one per zone by a DoNotSchedule spread constraint, or a pod on a
+/// local volume, the pod of a drained node fits nowhere; kubemaint says so before evicting, and the scheduler leaves
 /// the replacement Pending for the same reason.
 #[test]
 fn capacity_preflight_agrees_with_the_scheduler() {
@@ -554,6 +554,83 @@ fn capacity_preflight_agrees_with_the_scheduler() {
                             && c["message"]
                                 .as_str()
                                 .is_some_and(|m| m.contains("topology spread constraints"))
+                    })
+                })
+            })
+        },
+    );
+
+    // A pod on a local volume pinned to worker-1 can only run there.
+    ctx.kubectl_ok(&["create", "namespace", "vol"]);
+    ctx.apply(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: local-w1\nspec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  local: {path: /mnt/disks/w1}\n  claimRef: {namespace: vol, name: data}\n  nodeAffinity:\n    required:\n      nodeSelectorTerms:\n      - matchExpressions:\n        - {key: kubernetes.io/hostname, operator: In, values: [worker-1]}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  namespace: vol\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  volumeName: local-w1\n  resources:\n    requests: {storage: 1Gi}\n",
+    );
+    wait_for(
+        "the claim bound to the local volume",
+        Duration::from_secs(60),
+        || {
+            ctx.kubectl_ok(&[
+                "get",
+                "pvc",
+                "-n",
+                "vol",
+                "data",
+                "-o",
+                "jsonpath={.status.phase}",
+            ]) == "Bound"
+        },
+    );
+    ctx.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: store\n  namespace: vol\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: store}\n  template:\n    metadata:\n      labels: {app: store}\n    spec:\n      volumes:\n      - name: data\n        persistentVolumeClaim: {claimName: data}\n      containers:\n      - name: c\n        image: registry.example/store:1\n",
+    );
+    ctx.wait_ready("vol", "app=store", 1);
+    let (_, so, _) = ctx.kubemaint(
+        &[
+            "drain",
+            "worker-1",
+            "--ignore-daemonsets",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        quick,
+    );
+    let report: serde_json::Value = serde_json::from_str(&so).expect("JSON report on stdout");
+    let store = report["plan"]["nodes"][0]["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pod"]["namespace"] == "vol")
+        .unwrap_or_else(|| panic!("the store pod is not on worker-1: {report}"))
+        .clone();
+    assert_eq!(store["placement"]["kind"], "no-fit", "{store}");
+    let reason = store["placement"]["reason"].as_str().unwrap();
+    assert!(reason.contains("volume node affinity conflict"), "{reason}");
+    let (out, _, se) = ctx.kubemaint(&["drain", "worker-1", "--ignore-daemonsets"], quick);
+    assert!(out.status.success(), "{se}");
+    wait_for(
+        "a store replacement refused for its volume",
+        Duration::from_secs(60),
+        || {
+            let v: serde_json::Value = serde_json::from_str(&ctx.kubectl_ok(&[
+                "get",
+                "pods",
+                "-n",
+                "vol",
+                "-l",
+                "app=store",
+                "-o",
+                "json",
+            ]))
+            .unwrap();
+            v["items"].as_array().unwrap().iter().any(|p| {
+                p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c["type"] == "PodScheduled"
+                            && c["reason"] == "Unschedulable"
+                            && c["message"]
+                                .as_str()
+                                .is_some_and(|m| m.contains("volume node affinity conflict"))
                     })
                 })
             })

@@ -6,13 +6,15 @@
 //! requests (incl. the `pods` count) against allocatable minus what is already requested.
 //! Host ports and required pod affinity / anti-affinity (the pod's own terms and those of the
 //! pods in place) and `DoNotSchedule` topology spread constraints are checked by
-//! [`super::interpod`]. Placement is greedy first-fit over nodes sorted by name; volumes and
-//! scoring are not modelled, so "fits" is necessary, not sufficient.
+//! [`super::interpod`]; the node affinity of bound persistent volumes here. Placement is greedy
+//! first-fit over nodes sorted by name; volume limits, unbound claims and scoring are not
+//! modelled, so "fits" is necessary, not sufficient.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
+    Container, Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PersistentVolume,
+    PersistentVolumeClaim, Pod, Taint, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Serialize;
@@ -23,6 +25,51 @@ use super::{PodRef, is_finished};
 
 /// Resource amounts in milli-units by resource name (`cpu`, `memory`, `pods`, ...).
 pub type Resources = BTreeMap<String, i128>;
+
+/// Required node affinity of the persistent volume bound to each claim `(namespace, claim)`
+/// (local volumes, zonal disks): a pod using the claim can only run where it matches.
+pub type VolumeAffinity = BTreeMap<(String, String), NodeSelector>;
+
+/// Resolves claims to the node affinity of their bound volumes (claims not bound, or bound to
+/// volumes without node affinity, are left out: they constrain nothing here).
+pub fn volume_node_affinity(
+    claims: &[PersistentVolumeClaim],
+    volumes: &[PersistentVolume],
+) -> VolumeAffinity {
+    let by_name: BTreeMap<&str, &PersistentVolume> = volumes
+        .iter()
+        .filter_map(|v| Some((v.metadata.name.as_deref()?, v)))
+        .collect();
+    claims
+        .iter()
+        .filter_map(|c| {
+            let pv = by_name.get(c.spec.as_ref()?.volume_name.as_deref()?)?;
+            let selector = pv.spec.as_ref()?.node_affinity.as_ref()?.required.clone()?;
+            Some((
+                (
+                    c.metadata.namespace.clone().unwrap_or_default(),
+                    c.metadata.name.clone().unwrap_or_default(),
+                ),
+                selector,
+            ))
+        })
+        .collect()
+}
+
+/// Whether every bound volume of the pod allows the node.
+fn volumes_allow(pod: &Pod, node: &Node, volumes: &VolumeAffinity) -> bool {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .filter_map(|c| volumes.get(&(ns.clone(), c.claim_name.clone())))
+        .all(|sel| {
+            sel.node_selector_terms
+                .iter()
+                .any(|t| term_matches(t, node))
+        })
+}
 
 /// Labels of a node that has none.
 static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
@@ -226,6 +273,8 @@ pub enum Unfit {
     Selection,
     /// A requested host port is taken.
     HostPorts,
+    /// A bound persistent volume's node affinity excludes the node.
+    VolumeNodeAffinity,
     /// Not enough of a resource left.
     Insufficient {
         /// Resource name.
@@ -254,6 +303,7 @@ impl std::fmt::Display for Unfit {
             Unfit::Taint { taint } => write!(f, "node(s) had untolerated taint {{{taint}}}"),
             Unfit::Selection => write!(f, "node(s) didn't match Pod's node affinity/selector"),
             Unfit::HostPorts => write!(f, "{}", InterPodUnfit::HostPorts),
+            Unfit::VolumeNodeAffinity => write!(f, "node(s) had volume node affinity conflict"),
             Unfit::PodAffinity => write!(f, "{}", InterPodUnfit::PodAffinity),
             Unfit::PodAntiAffinity => write!(f, "{}", InterPodUnfit::PodAntiAffinity),
             Unfit::ExistingPodsAntiAffinity => {
@@ -349,6 +399,7 @@ fn check_node(
     req: &Resources,
     states: &[NodeState<'_>],
     views: &[NodeView<'_, '_>],
+    volumes: &VolumeAffinity,
     at: usize,
 ) -> Result<(), Unfit> {
     let st = &states[at];
@@ -382,6 +433,9 @@ fn check_node(
     if host_port_conflict(pod, &st.pods) {
         return Err(Unfit::HostPorts);
     }
+    if !volumes_allow(pod, node, volumes) {
+        return Err(Unfit::VolumeNodeAffinity);
+    }
     let free = st
         .free
         .as_ref()
@@ -412,6 +466,7 @@ pub fn check_capacity<'a>(
     to_place: &[&'a Pod],
     nodes: &'a [Node],
     all_pods: &'a [Pod],
+    volumes: &VolumeAffinity,
     excluded: &BTreeSet<String>,
 ) -> CapacityReport {
     let moving: BTreeSet<PodRef> = to_place.iter().map(|p| PodRef::of(p)).collect();
@@ -460,7 +515,7 @@ pub fn check_capacity<'a>(
         let mut placed_any = false;
         for i in pending {
             let pod = to_place[i];
-            let placement = place_one(pod, &mut states);
+            let placement = place_one(pod, &mut states, volumes);
             match placement {
                 Placement::Fits { .. } => placed_any = true,
                 Placement::NoFit { .. } if has_required_affinity(pod) => retry.push(i),
@@ -500,7 +555,11 @@ fn has_required_affinity(pod: &Pod) -> bool {
 }
 
 /// First-fit placement of one pod; a fit is recorded on the chosen node.
-fn place_one<'a>(pod: &'a Pod, states: &mut [NodeState<'a>]) -> Placement {
+fn place_one<'a>(
+    pod: &'a Pod,
+    states: &mut [NodeState<'a>],
+    volumes: &VolumeAffinity,
+) -> Placement {
     match pod_requests(pod) {
         Err(e) => Placement::Invalid {
             error: e.to_string(),
@@ -517,7 +576,7 @@ fn place_one<'a>(pod: &'a Pod, states: &mut [NodeState<'a>]) -> Placement {
                 })
                 .collect();
             for i in 0..states.len() {
-                match check_node(pod, &req, states, &views, i) {
+                match check_node(pod, &req, states, &views, volumes, i) {
                     Ok(()) => {
                         chosen = Some(i);
                         break;
@@ -571,7 +630,7 @@ mod tests {
     fn place(pods: &[Pod], nodes: &[Node], all: &[Pod], drained: &[&str]) -> Vec<Placement> {
         let refs: Vec<&Pod> = pods.iter().collect();
         let ex = drained.iter().map(|s| (*s).to_owned()).collect();
-        check_capacity(&refs, nodes, all, &ex)
+        check_capacity(&refs, nodes, all, &VolumeAffinity::new(), &ex)
             .pods
             .into_iter()
             .map(|p| p.placement)
@@ -964,6 +1023,92 @@ mod tests {
         assert_eq!(place(&[loose], &nodes, &all[..2], &["c"]), vec![fits("a")]);
     }
 
+    /// A StatefulSet pod on a local volume pinned to its node has nowhere else to go.
+    #[test]
+    fn a_pod_on_a_node_local_volume_stays_with_its_node() {
+        use k8s_openapi::api::core::v1::{
+            PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PersistentVolumeSpec,
+            Volume, VolumeNodeAffinity,
+        };
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let pv = |name: &str, node: Option<&str>| PersistentVolume {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            spec: Some(PersistentVolumeSpec {
+                node_affinity: node.map(|n| VolumeNodeAffinity {
+                    required: Some(NodeSelector {
+                        node_selector_terms: vec![NodeSelectorTerm {
+                            match_expressions: Some(vec![req(
+                                "kubernetes.io/hostname",
+                                "In",
+                                &[n],
+                            )]),
+                            match_fields: None,
+                        }],
+                    }),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let pvc = |name: &str, volume: Option<&str>| PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+            spec: Some(PersistentVolumeClaimSpec {
+                volume_name: volume.map(Into::into),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let volumes = volume_node_affinity(
+            &[
+                pvc("data-db-0", Some("local-a")),
+                pvc("shared", Some("nfs")),
+                pvc("pending", None),
+            ],
+            &[pv("local-a", Some("a")), pv("nfs", None)],
+        );
+        assert_eq!(
+            volumes.len(),
+            1,
+            "only the bound, node-pinned volume constrains"
+        );
+        let with_claim = |claim: &str| {
+            let mut p = PodBuilder::new("ns", "db-0").on("a").build();
+            p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
+                name: "data".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.into(),
+                    read_only: None,
+                }),
+                ..Default::default()
+            }]);
+            p
+        };
+        let nodes = [NodeBuilder::new("a").build(), NodeBuilder::new("b").build()];
+        let refs = [with_claim("data-db-0"), with_claim("shared")];
+        let ex = ["a".to_owned()].into();
+        let got: Vec<Placement> = check_capacity(&[&refs[0], &refs[1]], &nodes, &[], &volumes, &ex)
+            .pods
+            .into_iter()
+            .map(|p| p.placement)
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Placement::NoFit {
+                    reason: "0/2 nodes are available: 1 node(s) being drained, 1 node(s) had volume node affinity conflict.".into()
+                },
+                fits("b"),
+            ]
+        );
+    }
+
     #[test]
     fn taints_selectors_affinity() {
         let nodes = [
@@ -1111,7 +1256,7 @@ mod tests {
             }).collect();
             let excluded: BTreeSet<String> = (0..nodes.len()).filter(|i| excluded_mask & (1 << i) != 0).map(|i| format!("n{i}")).collect();
             let refs: Vec<&Pod> = pods.iter().collect();
-            let report = check_capacity(&refs, &nodes, &[], &excluded);
+            let report = check_capacity(&refs, &nodes, &[], &VolumeAffinity::new(), &excluded);
             let mut used: BTreeMap<String, i128> = BTreeMap::new();
             for (pod, pl) in pods.iter().zip(&report.pods) {
                 if let Placement::Fits { node } = &pl.placement {

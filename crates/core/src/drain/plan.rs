@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
-use super::capacity::{CapacityReport, Placement, check_capacity};
+use super::capacity::{CapacityReport, Placement, VolumeAffinity, check_capacity};
 use super::cordon::{DryRun, cordon_owner, is_cordoned};
 use super::eviction::RemovalMethod;
 use super::filters::{
@@ -37,6 +37,8 @@ pub struct ClusterSnapshot {
     pub pdb_semantics: SelectorSemantics,
     /// Results of `GET DaemonSet` for the pairs [`super::filters::daemonsets_to_look_up`] named.
     pub daemonsets: BTreeMap<(String, String), DaemonSetLookup>,
+    /// Node affinity of the volumes bound to claims ([`super::capacity::volume_node_affinity`]).
+    pub volumes: VolumeAffinity,
 }
 
 /// A node to drain and the pods kubectl would list on it (`spec.nodeName=<node>` plus
@@ -289,7 +291,13 @@ pub fn plan_drain(
         });
     }
 
-    let capacity = check_capacity(&to_place, &snapshot.nodes, &snapshot.pods, &excluded);
+    let capacity = check_capacity(
+        &to_place,
+        &snapshot.nodes,
+        &snapshot.pods,
+        &snapshot.volumes,
+        &excluded,
+    );
     let by_pod: BTreeMap<&PodRef, &Placement> = capacity
         .pods
         .iter()
@@ -432,6 +440,7 @@ mod tests {
             pdbs,
             pdb_semantics: SelectorSemantics::V1,
             daemonsets: ds,
+            volumes: VolumeAffinity::new(),
         }
     }
 

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use kubemaint_core::drain::capacity::{VolumeAffinity, volume_node_affinity};
 use kubemaint_core::drain::eviction::{EvictionVersion, eviction_version_from_discovery};
 use kubemaint_core::drain::filters::{
     DaemonSetLookup, FilterOptions, daemonset_not_found_message, daemonsets_to_look_up,
@@ -141,6 +142,27 @@ pub async fn daemonset_lookups(
             r => r,
         };
         into.insert((ns, name), r);
+    }
+}
+
+/// Node affinity of the volumes bound to claims, for the capacity preflight. A user who may not
+/// list claims or volumes gets the preflight without that check, and a warning saying so.
+pub async fn volume_affinity(client: &kube::Client) -> VolumeAffinity {
+    let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let listed = async {
+        let claims = claims.list(&ListParams::default()).await?.items;
+        let volumes = volumes.list(&ListParams::default()).await?.items;
+        Ok::<_, kube::Error>((claims, volumes))
+    };
+    match listed.await {
+        Ok((claims, volumes)) => volume_node_affinity(&claims, &volumes),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot list persistent volumes and claims ({e}); the preflight does not check volume node affinity"
+            );
+            VolumeAffinity::new()
+        }
     }
 }
 

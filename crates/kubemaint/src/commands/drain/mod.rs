@@ -221,6 +221,7 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         pdbs,
         pdb_semantics,
         daemonsets: BTreeMap::new(),
+        volumes: cluster::volume_affinity(&client).await,
     };
     let mut targets = Vec::new();
     for n in &nodes {
