@@ -1,6 +1,6 @@
 //! bbolt (etcd's storage engine) on-disk format.
 //!
-//! * [`format`]: constants and fixed-size structures, shared by the reader and the restore writer.
+//! * [`format`](mod@format): constants and fixed-size structures, shared by the reader and the restore writer.
 //! * [`Db`] (in `read`): a read-only, bounds-checked reader over a memory map — meta selection,
 //!   pages, buckets (nested and inline), overflow pages, lookups and in-order cursors. It never
 //!   depends on the freelist (etcd runs bbolt with `NoFreelistSync`).
