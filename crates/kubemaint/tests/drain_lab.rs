@@ -400,10 +400,60 @@ fn stuck_terminating_on_a_stopped_node(ctx: &Ctx) {
     set_running(&ctx.lab, "worker-3", true);
 }
 
+/// The preflight verdict for the pod of namespace `ns` (named `name`, if given) on `node`, from
+/// `drain --dry-run=client -o json`: asserts it fits nowhere and returns the reason.
+fn no_fit_reason(ctx: &Ctx, node: &str, ns: &str, name: Option<&str>) -> String {
+    let (_, so, _) = ctx.kubemaint(
+        &[
+            "drain",
+            node,
+            "--ignore-daemonsets",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(60),
+    );
+    let report: serde_json::Value = serde_json::from_str(&so).expect("JSON report on stdout");
+    let pod = report["plan"]["nodes"][0]["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pod"]["namespace"] == ns && name.is_none_or(|n| p["pod"]["name"] == n))
+        .unwrap_or_else(|| panic!("no {ns} pod {name:?} in the plan of {node}: {report}"))
+        .clone();
+    assert_eq!(pod["placement"]["kind"], "no-fit", "{pod}");
+    pod["placement"]["reason"].as_str().unwrap().to_owned()
+}
+
+/// Waits until the real scheduler leaves a pod of `ns`/`selector` Pending as unschedulable
+/// with a message containing `why`.
+fn wait_unschedulable(ctx: &Ctx, ns: &str, selector: &str, why: &str) {
+    wait_for(
+        &format!("a {selector} pod in {ns} unschedulable for {why}"),
+        Duration::from_secs(60),
+        || {
+            let v: serde_json::Value = serde_json::from_str(
+                &ctx.kubectl_ok(&["get", "pods", "-n", ns, "-l", selector, "-o", "json"]),
+            )
+            .unwrap();
+            v["items"].as_array().unwrap().iter().any(|p| {
+                p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c["type"] == "PodScheduled"
+                            && c["reason"] == "Unschedulable"
+                            && c["message"].as_str().is_some_and(|m| m.contains(why))
+                    })
+                })
+            })
+        },
+    );
+}
+
 /// The capacity preflight sees what the real scheduler then does: with one replica per node
 /// by required anti-affinity, one per zone by a DoNotSchedule spread constraint, or a pod on a
-/// local volume, the pod of a drained node fits nowhere; kubemaint says so before evicting, and the scheduler leaves
-/// the replacement Pending for the same reason.
+/// local volume, the pod of a drained node fits nowhere; kubemaint says so before evicting, and
+/// the scheduler leaves the replacement Pending for the same reason.
 #[test]
 fn capacity_preflight_agrees_with_the_scheduler() {
     let dir = tempfile::tempdir().unwrap();
@@ -411,13 +461,15 @@ fn capacity_preflight_agrees_with_the_scheduler() {
     let kubectl = Kubectl::new(&lab.kubeconfig());
     let ctx = Ctx { lab, kubectl };
     let quick = Duration::from_secs(60);
+
+    // One replica per node by required anti-affinity.
     ctx.kubectl_ok(&["create", "namespace", "spread"]);
     ctx.apply(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: db\n  namespace: spread\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {app: db}\n  template:\n    metadata:\n      labels: {app: db}\n    spec:\n      affinity:\n        podAntiAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n          - topologyKey: kubernetes.io/hostname\n            labelSelector:\n              matchLabels: {app: db}\n      containers:\n      - name: c\n        image: registry.example/db:1\n",
     );
     ctx.wait_ready("spread", "app=db", 3);
-    let on_node = |node: &str| -> Vec<String> {
-        ctx.kubectl_ok(&[
+    let victim: Vec<String> = ctx
+        .kubectl_ok(&[
             "get",
             "pods",
             "-n",
@@ -425,45 +477,19 @@ fn capacity_preflight_agrees_with_the_scheduler() {
             "-l",
             "app=db",
             "--field-selector",
-            &format!("spec.nodeName={node}"),
+            "spec.nodeName=worker-3",
             "-o",
             "name",
         ])
         .lines()
         .map(|l| l.trim_start_matches("pod/").to_owned())
-        .collect()
-    };
-    let victim = on_node("worker-3");
+        .collect();
     assert_eq!(victim.len(), 1, "one replica per worker expected");
-
-    // Preflight (client dry-run): the replica on worker-3 fits nowhere, and why.
-    let (_, so, _) = ctx.kubemaint(
-        &[
-            "drain",
-            "worker-3",
-            "--ignore-daemonsets",
-            "--dry-run=client",
-            "-o",
-            "json",
-        ],
-        quick,
-    );
-    let report: serde_json::Value = serde_json::from_str(&so).expect("JSON report on stdout");
-    let pods = report["plan"]["nodes"][0]["pods"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let db = pods
-        .iter()
-        .find(|p| p["pod"]["name"] == victim[0].as_str())
-        .unwrap_or_else(|| panic!("{} not in the plan: {report}", victim[0]));
-    assert_eq!(db["placement"]["kind"], "no-fit", "{db}");
-    let reason = db["placement"]["reason"].as_str().unwrap();
+    let reason = no_fit_reason(&ctx, "worker-3", "spread", Some(&victim[0]));
     assert!(
         reason.contains("2 node(s) didn't match pod anti-affinity rules"),
         "{reason}"
     );
-
     // The real drain says it before evicting, and goes on (nothing forbids the eviction).
     let (out, _, se) = ctx.kubemaint(&["drain", "worker-3", "--ignore-daemonsets"], quick);
     assert!(out.status.success(), "{se}");
@@ -472,28 +498,7 @@ fn capacity_preflight_agrees_with_the_scheduler() {
             && se.contains("anti-affinity"),
         "{se}"
     );
-    // The scheduler agrees: the replacement stays Pending as unschedulable for anti-affinity.
-    wait_for(
-        "an unschedulable db replacement",
-        Duration::from_secs(60),
-        || {
-            let v: serde_json::Value = serde_json::from_str(
-                &ctx.kubectl_ok(&["get", "pods", "-n", "spread", "-l", "app=db", "-o", "json"]),
-            )
-            .unwrap();
-            v["items"].as_array().unwrap().iter().any(|p| {
-                p["status"]["conditions"].as_array().is_some_and(|cs| {
-                    cs.iter().any(|c| {
-                        c["type"] == "PodScheduled"
-                            && c["reason"] == "Unschedulable"
-                            && c["message"]
-                                .as_str()
-                                .is_some_and(|m| m.contains("anti-affinity"))
-                    })
-                })
-            })
-        },
-    );
+    wait_unschedulable(&ctx, "spread", "app=db", "anti-affinity");
 
     // One replica per zone, maxSkew 1: the drained node's zone still counts, with zero.
     ctx.kubectl_ok(&["delete", "namespace", "spread", "--wait=true"]);
@@ -511,54 +516,14 @@ fn capacity_preflight_agrees_with_the_scheduler() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: zoned\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      topologySpreadConstraints:\n      - maxSkew: 1\n        topologyKey: topology.kubernetes.io/zone\n        whenUnsatisfiable: DoNotSchedule\n        labelSelector:\n          matchLabels: {app: web}\n      containers:\n      - name: c\n        image: registry.example/web:1\n",
     );
     ctx.wait_ready("zoned", "app=web", 3);
-    let (_, so, _) = ctx.kubemaint(
-        &[
-            "drain",
-            "worker-2",
-            "--ignore-daemonsets",
-            "--dry-run=client",
-            "-o",
-            "json",
-        ],
-        quick,
-    );
-    let report: serde_json::Value = serde_json::from_str(&so).expect("JSON report on stdout");
-    let web = report["plan"]["nodes"][0]["pods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["pod"]["namespace"] == "zoned")
-        .unwrap_or_else(|| panic!("no zoned pod on worker-2: {report}"))
-        .clone();
-    assert_eq!(web["placement"]["kind"], "no-fit", "{web}");
-    let reason = web["placement"]["reason"].as_str().unwrap();
+    let reason = no_fit_reason(&ctx, "worker-2", "zoned", None);
     assert!(
         reason.contains("didn't match pod topology spread constraints"),
         "{reason}"
     );
     let (out, _, se) = ctx.kubemaint(&["drain", "worker-2", "--ignore-daemonsets"], quick);
     assert!(out.status.success(), "{se}");
-    wait_for(
-        "a web replacement refused by the spread constraint",
-        Duration::from_secs(60),
-        || {
-            let v: serde_json::Value = serde_json::from_str(
-                &ctx.kubectl_ok(&["get", "pods", "-n", "zoned", "-l", "app=web", "-o", "json"]),
-            )
-            .unwrap();
-            v["items"].as_array().unwrap().iter().any(|p| {
-                p["status"]["conditions"].as_array().is_some_and(|cs| {
-                    cs.iter().any(|c| {
-                        c["type"] == "PodScheduled"
-                            && c["reason"] == "Unschedulable"
-                            && c["message"]
-                                .as_str()
-                                .is_some_and(|m| m.contains("topology spread constraints"))
-                    })
-                })
-            })
-        },
-    );
+    wait_unschedulable(&ctx, "zoned", "app=web", "topology spread constraints");
 
     // A pod on a local volume pinned to worker-1 can only run there.
     ctx.kubectl_ok(&["create", "namespace", "vol"]);
@@ -584,56 +549,9 @@ fn capacity_preflight_agrees_with_the_scheduler() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: store\n  namespace: vol\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: store}\n  template:\n    metadata:\n      labels: {app: store}\n    spec:\n      volumes:\n      - name: data\n        persistentVolumeClaim: {claimName: data}\n      containers:\n      - name: c\n        image: registry.example/store:1\n",
     );
     ctx.wait_ready("vol", "app=store", 1);
-    let (_, so, _) = ctx.kubemaint(
-        &[
-            "drain",
-            "worker-1",
-            "--ignore-daemonsets",
-            "--dry-run=client",
-            "-o",
-            "json",
-        ],
-        quick,
-    );
-    let report: serde_json::Value = serde_json::from_str(&so).expect("JSON report on stdout");
-    let store = report["plan"]["nodes"][0]["pods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["pod"]["namespace"] == "vol")
-        .unwrap_or_else(|| panic!("the store pod is not on worker-1: {report}"))
-        .clone();
-    assert_eq!(store["placement"]["kind"], "no-fit", "{store}");
-    let reason = store["placement"]["reason"].as_str().unwrap();
+    let reason = no_fit_reason(&ctx, "worker-1", "vol", None);
     assert!(reason.contains("volume node affinity conflict"), "{reason}");
     let (out, _, se) = ctx.kubemaint(&["drain", "worker-1", "--ignore-daemonsets"], quick);
     assert!(out.status.success(), "{se}");
-    wait_for(
-        "a store replacement refused for its volume",
-        Duration::from_secs(60),
-        || {
-            let v: serde_json::Value = serde_json::from_str(&ctx.kubectl_ok(&[
-                "get",
-                "pods",
-                "-n",
-                "vol",
-                "-l",
-                "app=store",
-                "-o",
-                "json",
-            ]))
-            .unwrap();
-            v["items"].as_array().unwrap().iter().any(|p| {
-                p["status"]["conditions"].as_array().is_some_and(|cs| {
-                    cs.iter().any(|c| {
-                        c["type"] == "PodScheduled"
-                            && c["reason"] == "Unschedulable"
-                            && c["message"]
-                                .as_str()
-                                .is_some_and(|m| m.contains("volume node affinity conflict"))
-                    })
-                })
-            })
-        },
-    );
+    wait_unschedulable(&ctx, "vol", "app=store", "volume node affinity conflict");
 }

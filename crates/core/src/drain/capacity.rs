@@ -19,7 +19,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Serialize;
 
-use super::interpod::{InterPodUnfit, NodeView, check_inter_pod, host_port_conflict};
+use super::interpod::{
+    InterPodUnfit, NodeView, check_inter_pod, host_port_conflict, required_affinity,
+    required_anti_affinity,
+};
 use super::quantity::{QuantityError, parse_milli};
 use super::{PodRef, is_finished};
 
@@ -399,6 +402,7 @@ fn check_node(
     req: &Resources,
     states: &[NodeState<'_>],
     views: &[NodeView<'_, '_>],
+    guarded: &[(usize, &Pod)],
     volumes: &VolumeAffinity,
     at: usize,
 ) -> Result<(), Unfit> {
@@ -455,7 +459,7 @@ fn check_node(
             }
         }
     }
-    check_inter_pod(pod, views, at)?;
+    check_inter_pod(pod, views, guarded, at)?;
     Ok(())
 }
 
@@ -504,6 +508,12 @@ pub fn check_capacity<'a>(
         })
         .collect();
     states.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut guarded: Vec<(usize, &Pod)> = states
+        .iter()
+        .enumerate()
+        .flat_map(|(i, st)| st.pods.iter().map(move |p| (i, *p)))
+        .filter(|(_, p)| !required_anti_affinity(p).is_empty())
+        .collect();
 
     // A pod whose required affinity wants a pod that moves too can only fit once that one is
     // placed: pods with affinity terms that fit nowhere get further passes while passes place
@@ -515,10 +525,10 @@ pub fn check_capacity<'a>(
         let mut placed_any = false;
         for i in pending {
             let pod = to_place[i];
-            let placement = place_one(pod, &mut states, volumes);
+            let placement = place_one(pod, &mut states, &mut guarded, volumes);
             match placement {
                 Placement::Fits { .. } => placed_any = true,
-                Placement::NoFit { .. } if has_required_affinity(pod) => retry.push(i),
+                Placement::NoFit { .. } if !required_affinity(pod).is_empty() => retry.push(i),
                 _ => {}
             }
             placements[i] = Some(placement);
@@ -542,22 +552,11 @@ pub fn check_capacity<'a>(
     }
 }
 
-fn has_required_affinity(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.pod_affinity.as_ref())
-        .and_then(|a| {
-            a.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-        .is_some_and(|t| !t.is_empty())
-}
-
 /// First-fit placement of one pod; a fit is recorded on the chosen node.
 fn place_one<'a>(
     pod: &'a Pod,
     states: &mut [NodeState<'a>],
+    guarded: &mut Vec<(usize, &'a Pod)>,
     volumes: &VolumeAffinity,
 ) -> Placement {
     match pod_requests(pod) {
@@ -576,7 +575,7 @@ fn place_one<'a>(
                 })
                 .collect();
             for i in 0..states.len() {
-                match check_node(pod, &req, states, &views, volumes, i) {
+                match check_node(pod, &req, states, &views, guarded, volumes, i) {
                     Ok(()) => {
                         chosen = Some(i);
                         break;
@@ -587,6 +586,9 @@ fn place_one<'a>(
             match chosen {
                 Some(i) => {
                     states[i].pods.push(pod);
+                    if !required_anti_affinity(pod).is_empty() {
+                        guarded.push((i, pod));
+                    }
                     if let Ok(free) = states[i].free.as_mut() {
                         for (k, v) in &req {
                             *free.entry(k.clone()).or_default() -= v;

@@ -93,7 +93,8 @@ pub fn host_port_conflict(pod: &Pod, others: &[&Pod]) -> bool {
     })
 }
 
-fn required_affinity(pod: &Pod) -> &[PodAffinityTerm] {
+/// The pod's required pod affinity terms.
+pub(crate) fn required_affinity(pod: &Pod) -> &[PodAffinityTerm] {
     pod.spec
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
@@ -105,7 +106,8 @@ fn required_affinity(pod: &Pod) -> &[PodAffinityTerm] {
         .unwrap_or_default()
 }
 
-fn required_anti_affinity(pod: &Pod) -> &[PodAffinityTerm] {
+/// The pod's required pod anti-affinity terms.
+pub(crate) fn required_anti_affinity(pod: &Pod) -> &[PodAffinityTerm] {
     pod.spec
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
@@ -150,10 +152,13 @@ fn domain_pods<'a>(
 }
 
 /// Checks the required pod affinity and anti-affinity terms (the pod's and those of the pods in
-/// place) for placing `pod` on `nodes[at]`.
+/// place) and topology spread for placing `pod` on `nodes[at]`. `guarded` lists the pods in
+/// place that have required anti-affinity, with their node's index: they are few, and scanning
+/// every pod of the cluster for them at each candidate node would not scale.
 pub fn check_inter_pod(
     pod: &Pod,
     nodes: &[NodeView<'_, '_>],
+    guarded: &[(usize, &Pod)],
     at: usize,
 ) -> Result<(), InterPodUnfit> {
     let node = nodes[at];
@@ -195,18 +200,16 @@ pub fn check_inter_pod(
             return Err(InterPodUnfit::PodAntiAffinity);
         }
     }
-    for other in nodes {
-        for q in other.pods {
-            let q_ns = q.metadata.namespace.as_deref().unwrap_or_default();
-            for term in required_anti_affinity(q) {
-                let key = &term.topology_key;
-                let same_domain = match (other.labels.get(key), node.labels.get(key)) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => false,
-                };
-                if same_domain && term_selects(term, q_ns, pod) {
-                    return Err(InterPodUnfit::ExistingPodsAntiAffinity);
-                }
+    for &(q_at, q) in guarded {
+        let q_ns = q.metadata.namespace.as_deref().unwrap_or_default();
+        for term in required_anti_affinity(q) {
+            let key = &term.topology_key;
+            let same_domain = match (nodes[q_at].labels.get(key), node.labels.get(key)) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            };
+            if same_domain && term_selects(term, q_ns, pod) {
+                return Err(InterPodUnfit::ExistingPodsAntiAffinity);
             }
         }
     }

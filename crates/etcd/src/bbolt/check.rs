@@ -94,6 +94,22 @@ pub struct Stats {
 /// If the visitor can fork, the second half of the first big bucket (three levels or more) is
 /// walked on a second thread; faults, statistics and visitor state come out as from one walk.
 pub fn check<'a, V: Visitor<'a>>(db: &'a Db, visitor: &mut V) -> Result<Stats, Error> {
+    match walk(db, visitor, true) {
+        // Two threads meet faults out of walk order (the back thread walks backwards; a page
+        // reached from both shows only at the merge). Faults are rare: the structural walk alone
+        // again on one thread names the first one, as a sequential check would.
+        Err((fault, true)) => Err(walk(db, &mut (), false).err().map_or(fault, |(f, _)| f)),
+        Err((fault, false)) => Err(fault),
+        Ok(stats) => Ok(stats),
+    }
+}
+
+/// The walk behind [`check`]; a fault comes with whether a bucket was split across threads.
+fn walk<'a, V: Visitor<'a>>(
+    db: &'a Db,
+    visitor: &mut V,
+    may_split: bool,
+) -> Result<Stats, (Error, bool)> {
     let hwm = db.meta().pgid;
     let mut stats = Stats {
         hwm_pages: hwm,
@@ -113,7 +129,7 @@ pub fn check<'a, V: Visitor<'a>>(db: &'a Db, visitor: &mut V) -> Result<Stats, E
     reachable.insert(0);
     reachable.insert(1);
     stats.used_pages = 2;
-    let freed = load_freelist(db, &mut reachable, &mut stats)?;
+    let freed = load_freelist(db, &mut reachable, &mut stats).map_err(|e| (e, false))?;
     let mut w = Walker {
         db,
         visitor,
@@ -121,56 +137,19 @@ pub fn check<'a, V: Visitor<'a>>(db: &'a Db, visitor: &mut V) -> Result<Stats, E
         freed: freed.as_ref(),
         path: Vec::new(),
         stats,
-        may_split: true,
+        may_split,
         split: false,
     };
-    if let Err(fault) = w.walk_bucket(db.root(), 0) {
-        // Two threads meet faults out of walk order (the back thread walks backwards; a page
-        // reached from both shows only at the merge). Faults are rare: walk again on one thread
-        // to name the first one, as a sequential check would.
-        if w.split {
-            return check_one_thread(db, freed.as_ref(), hwm);
-        }
-        return Err(fault);
-    }
+    w.walk_bucket(db.root(), 0).map_err(|e| (e, w.split))?;
     if let Some(freed) = &freed {
         for id in FIRST_DATA_PAGE..hwm {
             if !w.reachable.contains(id) && !freed.contains(id) {
-                return Err(Error::UnreachableUnfreed { pgid: id });
+                return Err((Error::UnreachableUnfreed { pgid: id }, w.split));
             }
         }
     }
     w.stats.free_pages = hwm - w.stats.used_pages;
     Ok(w.stats)
-}
-
-/// The structural walk alone on one thread, for the exact first fault; `Ok` here (which a
-/// correct split cannot produce) falls back to a generic double-reference error.
-fn check_one_thread(db: &Db, freed: Option<&BitSet>, hwm: u64) -> Result<Stats, Error> {
-    let mut reachable = BitSet::new(hwm);
-    reachable.insert(0);
-    reachable.insert(1);
-    let mut stats = Stats::default();
-    if let Some(id) = Some(db.meta().freelist).filter(|&id| id != PGID_NO_FREELIST)
-        && let Ok(page) = db.page(id)
-    {
-        mark(&mut reachable, None, &mut stats, &page, db.page_size())?;
-    }
-    let mut w = Walker {
-        db,
-        visitor: &mut (),
-        reachable,
-        freed,
-        path: Vec::new(),
-        stats,
-        may_split: false,
-        split: false,
-    };
-    w.walk_bucket(db.root(), 0)?;
-    Err(Error::MultipleReferences {
-        pgid: db.meta().root.root,
-        offset: db.meta().root.root * db.page_size() as u64,
-    })
 }
 
 /// Parses and marks a persisted freelist page; returns the set of free page ids.

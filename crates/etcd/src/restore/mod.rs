@@ -385,9 +385,8 @@ fn held_by_a_restore(dir: &Path) -> bool {
 /// Takes the exclusive lock a restore holds on each of its staging dirs while it runs.
 fn lock_staging(dir: &Path) -> Result<File, RestoreError> {
     let f = File::open(dir).map_err(io_err("cannot open staging dir", dir))?;
-    f.try_lock().map_err(|e| {
-        io_err("cannot lock staging dir", dir)(std::io::Error::other(e.to_string()))
-    })?;
+    f.try_lock()
+        .map_err(|e| io_err("cannot lock staging dir", dir)(e.into()))?;
     Ok(f)
 }
 
