@@ -6,3 +6,4 @@
 
 pub mod drain;
 pub mod retention;
+pub mod upgrade;
