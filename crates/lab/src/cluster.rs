@@ -10,72 +10,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use kube::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use crate::api::client_for;
 use crate::binaries::{Binaries, EtcdVersion, KUBE_VERSION};
+use crate::error::LabError;
 use crate::etcd::{EtcdOptions, EtcdServer};
 use crate::pki::Pki;
 use crate::process;
 use crate::state::{Component, LabState, NodeSpec, SimSettings};
-
-/// Errors bringing a lab up or down.
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    /// Binaries missing or prepare failed.
-    #[error(transparent)]
-    Binaries(#[from] crate::binaries::BinariesError),
-    /// PKI generation failed.
-    #[error(transparent)]
-    Pki(#[from] crate::pki::PkiError),
-    /// etcd failed.
-    #[error(transparent)]
-    Etcd(#[from] crate::etcd::EtcdError),
-    /// A process failed.
-    #[error(transparent)]
-    Process(#[from] process::ProcessError),
-    /// The state file failed.
-    #[error(transparent)]
-    State(#[from] crate::state::StateError),
-    /// A lab already runs in the directory.
-    #[error(
-        "a lab is already running in {0} (see `kubemaint-lab status --dir {0}`); stop it with `kubemaint-lab down --dir {0}` or pick another --dir"
-    )]
-    AlreadyRunning(String),
-    /// Filesystem trouble.
-    #[error("cannot use lab directory {path}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Talking to the API server failed.
-    #[error("Kubernetes API call failed: {context}")]
-    Kube {
-        /// What we were doing.
-        context: String,
-        /// The cause.
-        #[source]
-        source: kube::Error,
-    },
-    /// The kubeconfig could not be used.
-    #[error("cannot load the lab's kubeconfig {0}")]
-    Kubeconfig(PathBuf, #[source] Box<dyn std::error::Error + Send + Sync>),
-    /// Something did not become ready in time.
-    #[error("timed out after {secs} s waiting for {what}; logs are in {logs}")]
-    Timeout {
-        /// What.
-        what: String,
-        /// How long.
-        secs: u64,
-        /// Where to look.
-        logs: PathBuf,
-    },
-    /// Bad option.
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// Audit only the requests of people and tools (kubectl, kubemaint): one `Metadata` event per
 /// request in `DIR/logs/audit.log`, with the user agent, so benchmarks can count API requests.
@@ -583,7 +525,7 @@ impl Lab {
             let ready = state.nodes.iter().filter(|n| n.running).all(|spec| {
                 list.items.iter().any(|node| {
                     node.metadata.name.as_deref() == Some(spec.name.as_str())
-                        && crate::kubelet::node_is_ready(node)
+                        && crate::api::node_is_ready(node)
                         && node
                             .status
                             .as_ref()
@@ -649,18 +591,6 @@ impl Drop for Lab {
             process::stop_all(&self.state.dir);
         }
     }
-}
-
-/// An admin client from a kubeconfig path.
-pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client, LabError> {
-    let err = |e: Box<dyn std::error::Error + Send + Sync>| {
-        LabError::Kubeconfig(kubeconfig.to_path_buf(), e)
-    };
-    let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| err(Box::new(e)))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| err(Box::new(e)))?;
-    kube::Client::try_from(config).map_err(|e| err(Box::new(e)))
 }
 
 /// Stops every process recorded in `dir` (for `kubemaint-lab down`).

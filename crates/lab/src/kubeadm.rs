@@ -7,53 +7,16 @@
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use kube::Api;
-use kube::api::PostParams;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::cluster::LabError;
+use crate::api::create;
+use crate::error::LabError;
 use crate::state::{LabState, NodeSpec};
 
 /// etcd image tag kubeadm v1.20 deploys.
 pub const ETCD_IMAGE: &str = "k8s.gcr.io/etcd:3.4.13-0";
 /// CoreDNS image kubeadm v1.20 deploys.
 pub const COREDNS_IMAGE: &str = "k8s.gcr.io/coredns:1.7.0";
-
-/// Creates an object given as JSON; one that already exists is left as it is.
-pub(crate) async fn create<K>(api: &Api<K>, obj: Value) -> Result<(), LabError>
-where
-    K: kube::Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let typed: K = serde_json::from_value(obj)
-        .map_err(|e| LabError::Invalid(format!("bad lab object {name}: {e}")))?;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match api.create(&PostParams::default(), &typed).await {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
-            // A pod in a namespace created a moment ago is refused until the controller
-            // manager has made its `default` service account; busy servers shed load.
-            Err(kube::Error::Api(s))
-                if attempts < 60
-                    && (matches!(s.code, 429 | 500 | 503 | 504)
-                        || (s.code == 403 && s.message.contains("service account"))) =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-            Err(source) => {
-                return Err(LabError::Kube {
-                    context: format!("create {name}"),
-                    source,
-                });
-            }
-        }
-    }
-}
 
 /// Creates the cluster-level kubeadm objects (idempotent).
 pub async fn create_objects(client: &kube::Client, state: &LabState) -> Result<(), LabError> {

@@ -9,7 +9,7 @@
 //! Everything is derived from the objects and `lab.json`, not from memory, so restarting the
 //! simulator picks up where it was (Terminating pods are finished, Running pods left alone).
 //!
-//! Pod annotations tune behaviour per pod:
+//! Pod annotations ([`crate::annotations`]) tune behaviour per pod:
 //! - `lab.kubemaint.io/ready-delay-ms`: time from start to Ready (default: the lab's setting);
 //! - `lab.kubemaint.io/shutdown-delay-ms`: time to shut down after deletion (bounded by the grace period);
 //! - `lab.kubemaint.io/exit-after-ms` (+ `lab.kubemaint.io/exit-code`): the containers exit after that
@@ -30,16 +30,10 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::annotations::{
+    EXIT_AFTER_ANNOTATION, EXIT_CODE_ANNOTATION, READY_DELAY_ANNOTATION, SHUTDOWN_DELAY_ANNOTATION,
+};
 use crate::state::{LabState, NodeSpec, SimSettings};
-
-/// Annotation: time from start to Ready, in ms.
-pub const READY_DELAY_ANNOTATION: &str = "lab.kubemaint.io/ready-delay-ms";
-/// Annotation: time to shut down after deletion, in ms.
-pub const SHUTDOWN_DELAY_ANNOTATION: &str = "lab.kubemaint.io/shutdown-delay-ms";
-/// Annotation: the containers exit this long after start, in ms.
-pub const EXIT_AFTER_ANNOTATION: &str = "lab.kubemaint.io/exit-after-ms";
-/// Annotation: the exit code used with [`EXIT_AFTER_ANNOTATION`] (default 0).
-pub const EXIT_CODE_ANNOTATION: &str = "lab.kubemaint.io/exit-code";
 
 /// A kubelet renews its lease every 10 s (a quarter of the 40 s lease duration).
 const LEASE_RENEW: Duration = Duration::from_secs(10);
@@ -97,14 +91,6 @@ impl Drop for Handle {
     }
 }
 
-/// True if the node's Ready condition is True.
-pub fn node_is_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// Formats a timestamp as Kubernetes `Time` (RFC 3339, seconds).
 fn k8s_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -129,7 +115,7 @@ struct NodeRuntime {
 
 /// Runs the simulator for the lab in `dir` until an error (the caller cancels by dropping the future).
 pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
-    let client = crate::cluster::client_for(&dir.join("kubelet.conf")).await?;
+    let client = crate::api::client_for(&dir.join("kubelet.conf")).await?;
     let pods_api: Api<Pod> = Api::all(client.clone());
     let (store, writer) = reflector::store();
     let changed = Arc::new(Notify::new());

@@ -8,8 +8,11 @@
 //! The library is what tests use: [`cluster::Lab::up`] starts a lab, [`etcd::EtcdServer`] a bare etcd.
 #![warn(missing_docs)]
 
+pub mod annotations;
+pub mod api;
 pub mod binaries;
 pub mod cluster;
+pub mod error;
 pub mod etcd;
 pub mod kubeadm;
 pub mod kubeconfig;
@@ -21,5 +24,6 @@ pub mod state;
 pub mod testing;
 
 pub use binaries::{Binaries, EtcdVersion};
-pub use cluster::{KubeletMode, Lab, LabError, UpOptions};
+pub use cluster::{KubeletMode, Lab, UpOptions};
+pub use error::LabError;
 pub use etcd::{EtcdOptions, EtcdServer};

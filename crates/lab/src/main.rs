@@ -244,7 +244,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     if p.alive() { "running" } else { "dead" }
                 );
             }
-            let client = kubemaint_lab::cluster::client_for(&state.kubeconfig()).await?;
+            let client = kubemaint_lab::api::client_for(&state.kubeconfig()).await?;
             let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
             let list = nodes
                 .list(&Default::default())
@@ -259,7 +259,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     .items
                     .iter()
                     .find(|n| n.metadata.name.as_deref() == Some(spec.name.as_str()));
-                let ready = node.map(kubemaint_lab::kubelet::node_is_ready);
+                let ready = node.map(kubemaint_lab::api::node_is_ready);
                 let status = match ready {
                     Some(true) => "Ready",
                     Some(false) => "NotReady",
@@ -293,7 +293,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Seed { dir } => {
             let state = LabState::load(&dir.dir)?;
-            let client = kubemaint_lab::cluster::client_for(&state.kubeconfig()).await?;
+            let client = kubemaint_lab::api::client_for(&state.kubeconfig()).await?;
             kubemaint_lab::seed::apply(&client).await?;
             kubemaint_lab::seed::wait_ready(&client, Duration::from_secs(120)).await?;
             println!(

@@ -12,8 +12,9 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
-use crate::cluster::LabError;
-use crate::kubeadm::create;
+use crate::annotations::EXIT_AFTER_ANNOTATION;
+use crate::api::create;
+use crate::error::LabError;
 
 /// The namespace the seed workload lives in.
 pub const NAMESPACE: &str = "demo";
@@ -102,7 +103,7 @@ pub async fn apply(client: &kube::Client) -> Result<(), LabError> {
     create(&jobs, json!({
         "apiVersion": "batch/v1", "kind": "Job", "metadata": { "name": "migrate", "namespace": NAMESPACE },
         "spec": { "backoffLimit": 0, "template": {
-            "metadata": { "annotations": { crate::kubelet::EXIT_AFTER_ANNOTATION: "1000" } },
+            "metadata": { "annotations": { EXIT_AFTER_ANNOTATION: "1000" } },
             "spec": { "restartPolicy": "Never", "containers": [{ "name": "migrate", "image": "registry.example/migrate:1" }] } } }
     })).await?;
     Ok(())

@@ -70,6 +70,10 @@ fn node_ready(name: &str) -> Option<bool> {
 }
 
 fn set_node(name: &str, f: impl FnOnce(&mut kubemaint_lab::state::NodeSpec)) {
+    // Tests run in parallel on one lab: without this, two read-modify-write cycles of `lab.json`
+    // could interleave and one test's change to its node would be lost.
+    static STATE_FILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = STATE_FILE.lock().unwrap_or_else(|e| e.into_inner());
     let mut state = LabState::load(lab().dir()).unwrap();
     f(state.node_mut(name).unwrap());
     state.save().unwrap();
@@ -403,8 +407,27 @@ fn pods_on_a_stopped_node_stay_terminating_when_deleted() {
     });
     let (pod, _) = running_pods("stuck").remove(0);
     set_node("worker-3", |n| n.running = false);
+    // A witness pod on a running node, deleted after ours: once the simulated kubelets have
+    // finished its deletion they have had every chance to finish ours too.
+    apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: witness\n  namespace: stuck\nspec:\n  nodeName: cp-1\n  containers:\n  - name: app\n    image: registry.example/app:1\n",
+    );
+    wait_for(
+        "the witness pod Ready on cp-1",
+        Duration::from_secs(60),
+        || pod_ready(&kubectl_json(&["get", "pod", "-n", "stuck", "witness"])),
+    );
     kubectl_ok(&["delete", "pod", "-n", "stuck", &pod, "--wait=false"]);
-    std::thread::sleep(Duration::from_secs(3));
+    kubectl_ok(&["delete", "pod", "-n", "stuck", "witness", "--wait=false"]);
+    wait_for(
+        "the witness pod to be gone",
+        Duration::from_secs(40),
+        || {
+            !kubectl(&["get", "pod", "-n", "stuck", "witness"])
+                .status
+                .success()
+        },
+    );
     let p = kubectl_json(&["get", "pod", "-n", "stuck", &pod]);
     assert!(
         p["metadata"]["deletionTimestamp"].is_string(),
