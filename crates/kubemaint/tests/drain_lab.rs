@@ -195,8 +195,13 @@ fn drain_improvements_on_the_lab() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: solo\n  namespace: never\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: solo}\n  template:\n    metadata:\n      labels: {app: solo}\n    spec:\n      nodeSelector: {kubernetes.io/hostname: worker-2}\n      containers:\n      - name: c\n        image: registry.example/solo:1\n---\napiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: solo\n  namespace: never\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels: {app: solo}\n",
     );
     ctx.wait_ready("never", "app=solo", 1);
-    // Let the disruption controller publish the budget's status.
-    std::thread::sleep(Duration::from_secs(2));
+    // The disruption controller has published the budget's status for the Ready pod.
+    wait_for("the PDB never/solo status", quick, || {
+        let pdb = ctx.kubectl.json(&["get", "pdb", "-n", "never", "solo"]);
+        pdb["status"]["observedGeneration"] == pdb["metadata"]["generation"]
+            && pdb["status"]["expectedPods"] == 1
+            && pdb["status"]["currentHealthy"] == 1
+    });
     let (out, so, se) = ctx.kubemaint(
         &[
             "drain",
