@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::files::{FileProbe, TlsFiles};
 use super::kubeadm::{self, KubeadmEtcd};
 
 /// etcdctl's default endpoint.
@@ -74,27 +75,6 @@ impl<F: Fn(&str) -> Option<String>> Env for F {
     }
 }
 
-/// Read-only access to files, for `--pki-dir` and `--kubeadm`.
-pub trait FileProbe {
-    /// Whether `path` exists (and is a file).
-    fn is_file(&self, path: &Path) -> bool;
-    /// The contents of `path`.
-    fn read_to_string(&self, path: &Path) -> std::io::Result<String>;
-}
-
-/// The real file system.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RealFiles;
-
-impl FileProbe for RealFiles {
-    fn is_file(&self, path: &Path) -> bool {
-        path.is_file()
-    }
-    fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
-    }
-}
-
 /// Where a resolved value came from (printed with `-v` and in errors).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -152,18 +132,6 @@ impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.url())
     }
-}
-
-/// TLS files to use.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct TlsFiles {
-    /// CA bundle that signed the server certificates (`None`: TLS without a CA is only possible
-    /// with `--insecure-skip-tls-verify`).
-    pub cacert: Option<PathBuf>,
-    /// Client certificate and key.
-    pub client: Option<(PathBuf, PathBuf)>,
-    /// Skip server certificate verification (only when asked for).
-    pub insecure_skip_verify: bool,
 }
 
 /// A fully resolved way to reach etcd.

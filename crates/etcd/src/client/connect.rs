@@ -23,7 +23,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tonic::transport::{Endpoint as TonicEndpoint, Uri};
 
-use super::config::{ConfigError, ConnectionConfig, Endpoint, TlsFiles};
+use super::config::{ConfigError, ConnectionConfig, Endpoint};
+use super::files::TlsFiles;
 
 /// What went wrong talking to etcd; every message names the endpoint or file and a next step.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::config::{FileProbe, TlsFiles};
+use super::files::{FileProbe, TlsFiles};
 
 /// Why the manifest cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

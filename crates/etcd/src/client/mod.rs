@@ -2,17 +2,20 @@
 //! connecting to one member, and choosing a healthy voting member.
 //!
 //! - [`config`]: flags + `ETCDCTL_*` + `--pki-dir`/`--kubeadm` → [`ConnectionConfig`] (pure).
+//! - [`files`]: the TLS files a connection uses and read-only file access (shared by the two above).
 //! - [`kubeadm`]: reading kubeadm's etcd static pod manifest (pure).
 //! - [`connect`]: TCP/TLS dialling and error explanation.
 //! - [`select`]: which member to snapshot from (pure).
 
 pub mod config;
 pub mod connect;
+pub mod files;
 pub mod kubeadm;
 pub mod select;
 
-pub use config::{ConnectionArgs, ConnectionConfig, Endpoint, TlsFiles, resolve};
+pub use config::{ConnectionArgs, ConnectionConfig, Endpoint, resolve};
 pub use connect::{ClientError, MemberClient, TlsMaterial, TlsNote};
+pub use files::TlsFiles;
 pub use select::{Choice, MemberInfo, MemberStatus, NoMember, Probe};
 
 /// Asks one member for its status.

@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::Args;
 use kubemaint_etcd::client::config::{
     self, ConnectionArgs as LibArgs, ConnectionConfig, DEFAULT_KUBEADM_MANIFEST, ProcessEnv,
-    RealFiles,
 };
+use kubemaint_etcd::client::files::RealFiles;
 
 use crate::exit::CodedError;
 
