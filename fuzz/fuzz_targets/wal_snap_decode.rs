@@ -2,7 +2,7 @@
 //! restore writes. Malformed input must come back as an error, never a panic or a hang.
 #![no_main]
 
-use kubemaint_etcd::{snap, wal};
+use kubemaint_etcd::{proto, snap, wal};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = wal::decode_segment(rest, u32::from(seed) * 0x0101_0101);
     }
     let _ = snap::decode(data);
-    let _ = wal::pb::RaftSnapshot::decode(data);
-    let _ = wal::pb::ConfState::decode(data);
+    let _ = proto::raft::RaftSnapshot::decode(data);
+    let _ = proto::raft::ConfState::decode(data);
 });

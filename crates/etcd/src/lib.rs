@@ -6,6 +6,7 @@
 pub mod bbolt;
 pub mod client;
 pub mod ids;
+pub mod proto;
 pub mod restore;
 pub mod save;
 pub mod snap;

@@ -11,8 +11,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::ids::{Member, go_json_string};
-use crate::wal::crc32c;
-use crate::wal::pb::{self, RaftSnapshot};
+use crate::proto::raft::RaftSnapshot;
+use crate::proto::{self, Field};
 
 /// Capacity of the v2 store's event history ring (`v2store.newWatchHub(1000)`).
 const EVENT_HISTORY_CAPACITY: usize = 1000;
@@ -127,10 +127,10 @@ pub fn v2_store_json(members: &[Member]) -> String {
 /// Encodes a `.snap` file's bytes for a raft snapshot.
 pub fn encode(snapshot: &RaftSnapshot) -> Vec<u8> {
     let body = snapshot.encode();
-    let crc = crc32c::update(0, &body);
+    let crc = crc32c::crc32c_append(0, &body);
     let mut out = Vec::with_capacity(body.len() + 16);
-    pb::put_uvarint_field(&mut out, 1, u64::from(crc));
-    pb::put_bytes_field(&mut out, 2, &body);
+    proto::put_uvarint_field(&mut out, 1, u64::from(crc));
+    proto::put_bytes_field(&mut out, 2, &body);
     out
 }
 
@@ -138,20 +138,20 @@ pub fn encode(snapshot: &RaftSnapshot) -> Vec<u8> {
 pub fn decode(b: &[u8]) -> Result<RaftSnapshot, SnapError> {
     let mut crc = None;
     let mut data: Option<&[u8]> = None;
-    for (f, v) in pb::fields(b).map_err(|e| SnapError::Decode(e.0))? {
-        match (f, v) {
-            (1, pb::FieldValue::Varint(c)) => crc = Some(c),
-            (2, pb::FieldValue::Bytes(d)) => data = Some(d),
+    for field in proto::fields(b) {
+        match field.map_err(|e| SnapError::Decode(e.to_string()))? {
+            (1, Field::Varint(c)) => crc = Some(c),
+            (2, Field::Bytes(d)) => data = Some(d),
             _ => {}
         }
     }
     let data = data.ok_or_else(|| SnapError::Decode("no data field".into()))?;
-    let computed = crc32c::update(0, data);
+    let computed = crc32c::crc32c_append(0, data);
     let stored = crc.unwrap_or(0) as u32;
     if crc != Some(u64::from(computed)) {
         return Err(SnapError::Crc { stored, computed });
     }
-    RaftSnapshot::decode(data).map_err(|e| SnapError::Decode(e.0))
+    RaftSnapshot::decode(data).map_err(|e| SnapError::Decode(e.to_string()))
 }
 
 /// Writes `bytes` to `path` (mode 0600, must not exist) and fsyncs it.

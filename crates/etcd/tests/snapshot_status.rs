@@ -212,9 +212,9 @@ impl Etcd {
         self.run(&["del", "--prefix", "/registry/pods/ns3/"]);
         self.run(&["del", "/registry/configmaps/kube-system/cm-25"]);
         let compact_at = self.revision() - 5;
-        self.run(&["compact", &compact_at.to_string()]);
-        // Give the asynchronous compaction time to finish before the snapshot.
-        std::thread::sleep(Duration::from_millis(1500));
+        // `--physical`: the server answers once the compaction has removed the old revisions from
+        // its backend and committed (etcd's `Compact` waits for it), so the snapshot sees it done.
+        self.run(&["compact", "--physical", &compact_at.to_string()]);
         let after_compact = self.revision();
         for i in 0..10 {
             self.run(&[

@@ -32,8 +32,9 @@ use sha2::{Digest, Sha256};
 use crate::bbolt::Db;
 use crate::bbolt::write::{DbWriter, WriteError, WriteOptions, WriteStats};
 use crate::ids::Membership;
+use crate::proto::raft;
 use crate::snap;
-use crate::wal::{self, pb};
+use crate::wal;
 pub use plan::{KeyFacts, Layout, PlanError, RevisionFlags, RevisionPolicy};
 
 /// Bucket names etcd uses that restore touches.
@@ -668,18 +669,18 @@ fn write_all(
     let ids = membership.ids();
     let commit = ids.len() as u64;
     let conf_state = wal::voters(&ids);
-    let entries: Vec<pb::Entry> = membership
+    let entries: Vec<raft::Entry> = membership
         .members
         .iter()
         .enumerate()
-        .map(|(i, m)| pb::Entry {
-            entry_type: pb::ENTRY_CONF_CHANGE,
+        .map(|(i, m)| raft::Entry {
+            entry_type: raft::ENTRY_CONF_CHANGE,
             term: 1,
             index: i as u64 + 1,
             data: Some(
-                pb::ConfChange {
+                raft::ConfChange {
                     id: 0,
-                    change_type: pb::CONF_CHANGE_ADD_NODE,
+                    change_type: raft::CONF_CHANGE_ADD_NODE,
                     node_id: m.id,
                     context: Some(m.to_json().into_bytes()),
                 }
@@ -688,17 +689,17 @@ fn write_all(
         })
         .collect();
     let segment = wal::restore_segment(
-        &pb::Metadata {
+        &raft::Metadata {
             node_id: membership.local_member().id,
             cluster_id: membership.cluster_id,
         },
         &entries,
-        &pb::HardState {
+        &raft::HardState {
             term: 1,
             vote: ids[0],
             commit,
         },
-        &pb::WalSnapshot {
+        &raft::WalSnapshot {
             index: commit,
             term: 1,
             conf_state: Some(conf_state.clone()),
@@ -707,7 +708,7 @@ fn write_all(
     let wal_path = tmp_wal.join(wal::segment_name(0, 0));
     wal::write_segment_file(&wal_path, &segment).map_err(io_err("cannot write", &wal_path))?;
 
-    let snap_bytes = snap::encode(&pb::RaftSnapshot {
+    let snap_bytes = snap::encode(&raft::RaftSnapshot {
         data: snap::v2_store_json(&membership.members).into_bytes(),
         conf_state,
         index: commit,

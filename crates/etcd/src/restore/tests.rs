@@ -5,11 +5,11 @@ use std::io::{Cursor, Write};
 /// mvccpb.KeyValue{key, create_revision, mod_revision, version, value}.
 fn kv(key: &str, rev: u64, value: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    pb::put_bytes_field(&mut out, 1, key.as_bytes());
-    pb::put_uvarint_field(&mut out, 2, rev);
-    pb::put_uvarint_field(&mut out, 3, rev);
-    pb::put_uvarint_field(&mut out, 4, 1);
-    pb::put_bytes_field(&mut out, 5, value.as_bytes());
+    crate::proto::put_bytes_field(&mut out, 1, key.as_bytes());
+    crate::proto::put_uvarint_field(&mut out, 2, rev);
+    crate::proto::put_uvarint_field(&mut out, 3, rev);
+    crate::proto::put_uvarint_field(&mut out, 4, 1);
+    crate::proto::put_bytes_field(&mut out, 5, value.as_bytes());
     out
 }
 

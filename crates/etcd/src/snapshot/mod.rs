@@ -7,7 +7,6 @@
 
 mod file;
 mod hashkv;
-pub mod proto;
 mod status;
 mod verify;
 

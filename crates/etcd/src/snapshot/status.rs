@@ -16,9 +16,9 @@ type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use serde::Serialize;
 
 use super::Error;
-use super::proto::{AlarmMember, KeyValue};
 use crate::bbolt::check::{self, Visitor};
 use crate::bbolt::{Db, Entry};
+use crate::proto::mvcc::{AlarmMember, KeyValue};
 
 /// Options for [`status`].
 #[derive(Debug, Clone)]
@@ -663,7 +663,7 @@ pub fn humanize_bytes(s: u64) -> String {
 mod tests {
     use super::*;
     use crate::bbolt::write::{DbWriter, WriteOptions};
-    use crate::snapshot::proto::tests::encode_kv;
+    use crate::proto::mvcc::tests::encode_kv;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 

@@ -7,15 +7,13 @@
 //! a CRC record (type 4) carries the running value and re-seeds it. A zero length word ends the log
 //! (segments are preallocated with zeros).
 
-pub mod crc32c;
-pub mod pb;
-
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use pb::{ConfState, Entry, HardState, Metadata, WalSnapshot};
+use crate::proto::raft::{ConfState, Entry, HardState, Metadata, WalSnapshot};
+use crate::proto::{self, Field};
 
 /// Size etcd preallocates for every WAL segment (`wal.SegmentSizeBytes`).
 pub const SEGMENT_SIZE_BYTES: u64 = 64 * 1000 * 1000;
@@ -107,13 +105,13 @@ impl SegmentEncoder {
     /// Appends one record; `data` is folded into the running CRC first (`encoder.encode`).
     pub fn record(&mut self, rtype: u64, data: Option<&[u8]>) {
         if let Some(d) = data {
-            self.crc = crc32c::update(self.crc, d);
+            self.crc = crc32c::crc32c_append(self.crc, d);
         }
         let mut rec = Vec::with_capacity(data.map_or(0, <[u8]>::len) + 16);
-        pb::put_uvarint_field(&mut rec, 1, rtype);
-        pb::put_uvarint_field(&mut rec, 2, u64::from(self.crc));
+        proto::put_uvarint_field(&mut rec, 1, rtype);
+        proto::put_uvarint_field(&mut rec, 2, u64::from(self.crc));
         if let Some(d) = data {
-            pb::put_bytes_field(&mut rec, 3, d);
+            proto::put_bytes_field(&mut rec, 3, d);
         }
         let pad = (8 - rec.len() % 8) % 8;
         let mut word = rec.len() as u64;
@@ -214,13 +212,14 @@ pub fn decode_segment(b: &[u8], prev_crc: u32) -> Result<Vec<Record>, WalError> 
         let mut stored = 0u32;
         let mut data = None;
         let bad = |reason: String| WalError::BadRecord { offset, reason };
-        for (f, v) in pb::fields(rec).map_err(|e| bad(e.0))? {
+        for field in proto::fields(rec) {
+            let (f, v) = field.map_err(|e| bad(e.to_string()))?;
             match (f, v) {
-                (1, pb::FieldValue::Varint(t)) => rtype = Some(t),
-                (2, pb::FieldValue::Varint(c)) => {
+                (1, Field::Varint(t)) => rtype = Some(t),
+                (2, Field::Varint(c)) => {
                     stored = u32::try_from(c).map_err(|_| bad("crc exceeds 32 bits".into()))?
                 }
-                (3, pb::FieldValue::Bytes(d)) => data = Some(d.to_vec()),
+                (3, Field::Bytes(d)) => data = Some(d.to_vec()),
                 (1..=3, _) => return Err(bad(format!("field {f} has the wrong wire type"))),
                 _ => {}
             }
@@ -237,7 +236,7 @@ pub fn decode_segment(b: &[u8], prev_crc: u32) -> Result<Vec<Record>, WalError> 
             }
             crc = stored;
         } else {
-            crc = crc32c::update(crc, data.as_deref().unwrap_or(&[]));
+            crc = crc32c::crc32c_append(crc, data.as_deref().unwrap_or(&[]));
             if stored != crc {
                 return Err(WalError::CrcMismatch {
                     offset,
@@ -275,10 +274,10 @@ pub fn read_segment(b: &[u8]) -> Result<WalContents, WalError> {
     let mut c = WalContents::default();
     for r in decode_segment(b, 0)? {
         let d = r.data.as_deref().unwrap_or(&[]);
-        let payload = |reason: pb::DecodeError| WalError::BadPayload {
+        let payload = |reason: proto::DecodeError| WalError::BadPayload {
             offset: r.offset,
             rtype: r.rtype,
-            reason: reason.0,
+            reason: reason.to_string(),
         };
         match r.rtype {
             METADATA_TYPE => c.metadata = Some(Metadata::decode(d).map_err(payload)?),
@@ -310,7 +309,7 @@ mod tests {
             cluster_id: 16288421922399697629,
         };
         let ents = vec![Entry {
-            entry_type: pb::ENTRY_CONF_CHANGE,
+            entry_type: crate::proto::raft::ENTRY_CONF_CHANGE,
             term: 1,
             index: 1,
             data: Some(b"abc".to_vec()),

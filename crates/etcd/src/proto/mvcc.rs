@@ -1,6 +1,8 @@
-//! Hand-rolled decoding of the two tiny protobuf messages etcd stores in bbolt values:
-//! `mvccpb.KeyValue` (bucket `key`) and `etcdserverpb.AlarmMember` (keys of bucket `alarm`).
-//! Decoding by hand keeps the crate free of a protobuf code generator for two flat messages.
+//! The two messages etcd stores in bbolt: `mvccpb.KeyValue` (values of bucket `key`) and
+//! `etcdserverpb.AlarmMember` (keys of bucket `alarm`). Decoded in place: byte fields borrow from
+//! the (memory-mapped) snapshot.
+
+use super::{DecodeError, Field, fields};
 
 /// A decoded `mvccpb.KeyValue`; byte fields borrow from the input.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,94 +21,12 @@ pub struct KeyValue<'a> {
     pub lease: i64,
 }
 
-/// Why a protobuf message could not be decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProtoError {
-    /// A varint runs past the end or is longer than 10 bytes.
-    BadVarint,
-    /// A length-delimited field runs past the end.
-    Truncated,
-    /// Wire types 3/4 (groups) or 6/7 are not valid here.
-    BadWireType(u8),
-    /// Field number 0.
-    ZeroField,
-}
-
-impl std::fmt::Display for ProtoError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ProtoError::BadVarint => f.write_str("malformed varint"),
-            ProtoError::Truncated => f.write_str("field runs past the end of the message"),
-            ProtoError::BadWireType(w) => write!(f, "unsupported wire type {w}"),
-            ProtoError::ZeroField => f.write_str("field number 0"),
-        }
-    }
-}
-
-fn varint(b: &[u8], pos: &mut usize) -> Result<u64, ProtoError> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        let byte = *b.get(*pos).ok_or(ProtoError::BadVarint)?;
-        *pos += 1;
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(ProtoError::BadVarint)
-}
-
-/// One decoded field.
-enum Field<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    Fixed,
-}
-
-/// Iterates `(field number, value)` pairs of a message.
-fn fields<'a>(
-    b: &'a [u8],
-    mut f: impl FnMut(u64, Field<'a>) -> Result<(), ProtoError>,
-) -> Result<(), ProtoError> {
-    let mut pos = 0;
-    while pos < b.len() {
-        let tag = varint(b, &mut pos)?;
-        let (num, wt) = (tag >> 3, (tag & 7) as u8);
-        if num == 0 {
-            return Err(ProtoError::ZeroField);
-        }
-        let field = match wt {
-            0 => Field::Varint(varint(b, &mut pos)?),
-            1 | 5 => {
-                let n = if wt == 1 { 8 } else { 4 };
-                if b.len() - pos < n {
-                    return Err(ProtoError::Truncated);
-                }
-                pos += n;
-                Field::Fixed
-            }
-            2 => {
-                let n = varint(b, &mut pos)?;
-                if n > (b.len() - pos) as u64 {
-                    return Err(ProtoError::Truncated);
-                }
-                let s = &b[pos..pos + n as usize];
-                pos += n as usize;
-                Field::Bytes(s)
-            }
-            w => return Err(ProtoError::BadWireType(w)),
-        };
-        f(num, field)?;
-    }
-    Ok(())
-}
-
 impl<'a> KeyValue<'a> {
     /// Decodes a `mvccpb.KeyValue`; unknown fields are skipped, as protobuf requires.
-    pub fn decode(b: &'a [u8]) -> Result<Self, ProtoError> {
+    pub fn decode(b: &'a [u8]) -> Result<Self, DecodeError> {
         let mut kv = KeyValue::default();
-        fields(b, |num, f| {
-            match (num, f) {
+        for field in fields(b) {
+            match field? {
                 (1, Field::Bytes(s)) => kv.key = s,
                 (2, Field::Varint(v)) => kv.create_revision = v as i64,
                 (3, Field::Varint(v)) => kv.mod_revision = v as i64,
@@ -115,8 +35,7 @@ impl<'a> KeyValue<'a> {
                 (6, Field::Varint(v)) => kv.lease = v as i64,
                 _ => {}
             }
-            Ok(())
-        })?;
+        }
         Ok(kv)
     }
 }
@@ -132,16 +51,15 @@ pub struct AlarmMember {
 
 impl AlarmMember {
     /// Decodes an `AlarmMember`.
-    pub fn decode(b: &[u8]) -> Result<Self, ProtoError> {
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
         let mut a = AlarmMember::default();
-        fields(b, |num, f| {
-            match (num, f) {
+        for field in fields(b) {
+            match field? {
                 (1, Field::Varint(v)) => a.member_id = v,
                 (2, Field::Varint(v)) => a.alarm = v,
                 _ => {}
             }
-            Ok(())
-        })?;
+        }
         Ok(a)
     }
 
@@ -159,15 +77,8 @@ impl AlarmMember {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::proto::put_varint;
     use proptest::prelude::*;
-
-    pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
 
     /// Encodes a KeyValue the way gogoproto does (fields in order, zero values omitted).
     pub(crate) fn encode_kv(kv: &KeyValue<'_>) -> Vec<u8> {
@@ -205,10 +116,10 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_truncated_and_bad_wire_types() {
-        assert_eq!(KeyValue::decode(b"\n\x05abc"), Err(ProtoError::Truncated));
-        assert_eq!(KeyValue::decode(b"\x10\xff"), Err(ProtoError::BadVarint));
-        assert_eq!(KeyValue::decode(b"\x0b"), Err(ProtoError::BadWireType(3)));
-        assert_eq!(KeyValue::decode(b"\x00"), Err(ProtoError::ZeroField));
+        assert_eq!(KeyValue::decode(b"\n\x05abc"), Err(DecodeError::Truncated));
+        assert_eq!(KeyValue::decode(b"\x10\xff"), Err(DecodeError::BadVarint));
+        assert_eq!(KeyValue::decode(b"\x0b"), Err(DecodeError::BadWireType(3)));
+        assert_eq!(KeyValue::decode(b"\x00"), Err(DecodeError::ZeroField));
     }
 
     #[test]
