@@ -217,56 +217,6 @@ pub enum ConfigError {
     NoPassword(String),
 }
 
-/// Parses a Go `time.Duration` string (`2s`, `1m30s`, `500ms`, `1.5h`), as etcdctl's flags take.
-pub fn parse_go_duration(input: &str) -> Result<Duration, String> {
-    let s = input.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.starts_with('-') {
-        return Err("negative duration".into());
-    }
-    let s = s.strip_prefix('+').unwrap_or(s);
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| {
-                format!("missing unit in duration {input:?} (use e.g. 5s, 2m, 500ms)")
-            })?;
-        if num_len == 0 {
-            return Err(format!("invalid duration {input:?}"));
-        }
-        let number: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid number in duration {input:?}"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let seconds = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(format!("unknown unit {unit:?} in duration {input:?}")),
-        };
-        total += number * seconds;
-    }
-    if !total.is_finite() || total > 1e12 {
-        return Err(format!("duration {input:?} is too large"));
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
 /// Parses a Go `strconv.ParseBool` value.
 pub fn parse_go_bool(input: &str) -> Result<bool, String> {
     match input {
@@ -573,7 +523,7 @@ pub fn resolve(
         );
     }
 
-    let parse_dur = |s: &str| parse_go_duration(s);
+    let parse_dur = |s: &str| kubemaint_core::duration::parse(s).map_err(|e| e.to_string());
     let dial = pick(
         args.dial_timeout,
         env,
@@ -974,28 +924,6 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ConfigError::NoPassword(_)));
-    }
-
-    #[test]
-    fn go_durations() {
-        let ok = [
-            ("2s", 2.0),
-            ("500ms", 0.5),
-            ("1m30s", 90.0),
-            ("1.5h", 5400.0),
-            ("0", 0.0),
-            ("100us", 0.0001),
-        ];
-        for (input, secs) in ok {
-            let d = parse_go_duration(input).unwrap();
-            assert!((d.as_secs_f64() - secs).abs() < 1e-9, "{input}: {d:?}");
-        }
-        for bad in ["", "5", "-1s", "1x", "s", "1s2"] {
-            assert!(
-                parse_go_duration(bad).is_err(),
-                "{bad:?} should be rejected"
-            );
-        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use etcd_client::Client;
 use hyper_util::rt::TokioIo;
+use kubemaint_core::duration::Go;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
@@ -119,7 +120,7 @@ pub enum ClientError {
         detail: String,
     },
     /// Nothing came back in time.
-    #[error("{what} on {endpoint} got no answer within {}; is the endpoint right and etcd healthy? (raise {flag} if the link is slow)", humanize(*after))]
+    #[error("{what} on {endpoint} got no answer within {}; is the endpoint right and etcd healthy? (raise {flag} if the link is slow)", Go(*after))]
     Timeout {
         /// The endpoint.
         endpoint: String,
@@ -140,14 +141,6 @@ pub enum ClientError {
         /// The cause.
         detail: String,
     },
-}
-
-fn humanize(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.3}s", d.as_secs_f64())
-    }
 }
 
 /// Loaded TLS material, shared by all connections.

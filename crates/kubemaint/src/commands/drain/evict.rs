@@ -495,7 +495,7 @@ impl Remover {
                     message: e,
                 },
             };
-            let delay = humantime::format_duration(self.retry_delay);
+            let delay = kubemaint_core::duration::Go(self.retry_delay);
             match outcome {
                 EvictionOutcome::Accepted => break,
                 EvictionOutcome::Done { reason } => {
@@ -641,7 +641,7 @@ impl Remover {
                                 s.stuck_seconds,
                                 match self.stuck_policy {
                                     StuckPolicy::ForceDeleteAfter(d) =>
-                                        humantime::format_duration(d).to_string(),
+                                        kubemaint_core::duration::format(d),
                                     StuckPolicy::Fail => String::new(),
                                 },
                                 s.node.describe()

@@ -22,6 +22,7 @@ use kubemaint_core::drain::plan::{
     node_failed_line, plan_drain,
 };
 use kubemaint_core::drain::stuck::StuckPolicy;
+use kubemaint_core::duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -57,7 +58,7 @@ pub struct DrainArgs {
     #[arg(long = "grace-period", default_value_t = -1, allow_hyphen_values = true)]
     pub grace_period: i64,
     /// How long to wait per node before giving up (e.g. 90s, 5m); 0 waits forever.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = duration::parse)]
     pub timeout: Duration,
     /// Only consider pods matching this label selector.
     #[arg(long = "pod-selector")]
@@ -75,23 +76,16 @@ pub struct DrainArgs {
     #[arg(long = "max-concurrent-evictions", default_value_t = 32)]
     pub max_concurrent_evictions: usize,
     /// Longest wait between retries of a PDB-blocked eviction when no PDB change arrives first.
-    #[arg(long = "eviction-retry-delay", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long = "eviction-retry-delay", default_value = "5s", value_parser = duration::parse)]
     pub eviction_retry_delay: Duration,
     /// Force-delete (grace 0, UID precondition) pods stuck Terminating this long past their grace
     /// period on a NotReady node (e.g. 2m). Without it such pods are reported and the node fails
     /// at --timeout. Only for nodes that are really down: a partitioned node may still run them.
-    #[arg(long = "force-delete-after", value_parser = parse_duration)]
+    #[arg(long = "force-delete-after", value_parser = duration::parse)]
     pub force_delete_after: Option<Duration>,
     /// Uncordon a node whose drain failed, if kubemaint cordoned it.
     #[arg(long = "uncordon-on-failure")]
     pub uncordon_on_failure: bool,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{e}: use a duration such as 0s, 90s or 5m"))
 }
 
 /// Outcome of one node (for the report).
@@ -511,7 +505,7 @@ async fn drain_pods(
         dry_run,
         retry_delay: args.eviction_retry_delay,
         deadline,
-        timeout_text: humantime::format_duration(args.timeout).to_string(),
+        timeout_text: duration::format(args.timeout),
         skip_wait_seconds: args.skip_wait_for_delete_timeout,
         pdb_gate: pdb_gate.unwrap_or_else(evict::PdbGate::inert),
         tracker,

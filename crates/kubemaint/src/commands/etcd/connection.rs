@@ -7,16 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use kubemaint_core::duration;
 use kubemaint_etcd::client::config::{
     self, ConnectionArgs as LibArgs, ConnectionConfig, DEFAULT_KUBEADM_MANIFEST, ProcessEnv,
 };
 use kubemaint_etcd::client::files::RealFiles;
 
 use crate::exit::CodedError;
-
-fn go_duration(s: &str) -> Result<Duration, String> {
-    config::parse_go_duration(s)
-}
 
 /// How to reach etcd: etcdctl's flags, each also read from `ETCDCTL_<FLAG>` (e.g.
 /// `ETCDCTL_ENDPOINTS`, `ETCDCTL_CACERT`, `ETCDCTL_CERT`, `ETCDCTL_KEY`, `ETCDCTL_DIAL_TIMEOUT`),
@@ -42,11 +39,11 @@ pub struct ConnectionArgs {
     #[arg(long)]
     pub insecure_skip_tls_verify: bool,
     /// Connect timeout per endpoint, Go syntax (2s, 500ms) [env: ETCDCTL_DIAL_TIMEOUT] [default: 2s].
-    #[arg(long, value_name = "DURATION", value_parser = go_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     pub dial_timeout: Option<Duration>,
     /// Timeout of short calls; bounds `snapshot save` only when given, as in etcdctl
     /// [env: ETCDCTL_COMMAND_TIMEOUT] [default: 5s].
-    #[arg(long, value_name = "DURATION", value_parser = go_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     pub command_timeout: Option<Duration>,
     /// etcd user, `NAME` or `NAME:PASSWORD` [env: ETCDCTL_USER].
     #[arg(long, value_name = "USER")]
