@@ -13,7 +13,7 @@ pub struct GlobalArgs {
     /// The kubeconfig context to use (default: the current context).
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
-    /// Output format: table (for people), json or yaml (for scripts).
+    /// Output format: table (for people), json or yaml (for scripts), markdown (`upgrade plan` runbook).
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// More logging (-v info, -vv debug, -vvv trace); logs go to stderr.

@@ -224,7 +224,11 @@ pub fn check_etcd(
                 "etcd not checked: {}",
                 unreachable_reason.unwrap_or("no --pki-dir or --kubeadm given")
             ),
-            Some("pass --pki-dir /etc/kubernetes/pki (or --kubeadm) so the members are asked directly".into()),
+            Some(if unreachable_reason.is_some() {
+                "check the etcd connection (--endpoints, --kubeadm=MANIFEST, --pki-dir; ETCDCTL_* variables)".into()
+            } else {
+                "pass --pki-dir /etc/kubernetes/pki (or --kubeadm) so the members are asked directly".into()
+            }),
         )];
     };
     let mut out = Vec::new();

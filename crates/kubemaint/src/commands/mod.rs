@@ -4,6 +4,7 @@
 pub mod cordon;
 pub mod drain;
 pub mod etcd;
+pub mod upgrade;
 
 use clap::Subcommand;
 
@@ -20,6 +21,8 @@ pub enum Command {
     Drain(drain::DrainArgs),
     /// etcd backups: snapshot save, status, verify and restore.
     Etcd(etcd::EtcdArgs),
+    /// Kubernetes version upgrades: `upgrade plan` shows versions, skew, path and preflight.
+    Upgrade(upgrade::UpgradeArgs),
 }
 
 /// Runs one command; `Ok` carries the exit code (success or partial), `Err` a failure to report.
@@ -29,5 +32,6 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<i32> {
         Command::Uncordon(args) => cordon::run(args, global, false).await,
         Command::Drain(args) => drain::run(args, global).await,
         Command::Etcd(args) => etcd::run(args, global).await,
+        Command::Upgrade(args) => upgrade::run(args, global).await,
     }
 }

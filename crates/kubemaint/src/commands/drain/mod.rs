@@ -2,7 +2,7 @@
 //! preflight plan before anything changes, named PDB blockers, watch-based waiting, bounded
 //! concurrency, UID preconditions, cordon bookkeeping and a JSON report.
 
-mod cluster;
+pub(crate) mod cluster;
 mod evict;
 
 use std::collections::BTreeMap;
