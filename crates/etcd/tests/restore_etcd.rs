@@ -33,7 +33,7 @@ fn reference_restore(
     let mut cmd = match v {
         Version::V3_5 => Command::new(etcdutl()),
         Version::V3_4 => {
-            let mut c = Command::new(bin_dir(v).join("etcdctl"));
+            let mut c = Command::new(etcdctl(v));
             c.env("ETCDCTL_API", "3");
             c
         }
@@ -318,7 +318,7 @@ fn kubernetes_bump(v: Version) {
         String::from_utf8_lossy(&old.stderr).contains("compacted"),
         "{old:?}"
     );
-    let mut watch = Command::new(bin_dir(v).join("etcdctl"))
+    let mut watch = Command::new(etcdctl(v))
         .env("ETCDCTL_API", "3")
         .args([
             "--endpoints",

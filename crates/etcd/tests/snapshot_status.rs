@@ -9,118 +9,39 @@
 //! Binaries come from the lab cache (`$KUBEMAINT_LAB_CACHE`, default `~/.cache/kubemaint-lab`);
 //! when they are missing the tests FAIL saying to run `kubemaint-lab prepare`.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use kubemaint_etcd::bbolt::{Db, check};
 use kubemaint_etcd::snapshot::{
     SnapshotFile, StatusOptions, TrailerCheck, hash_kv, status, status_file, verify,
 };
+use kubemaint_lab::{Binaries, EtcdOptions, EtcdServer, EtcdVersion};
 
-fn cache() -> PathBuf {
-    std::env::var_os("KUBEMAINT_LAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is not set"))
-                .join(".cache/kubemaint-lab")
-        })
+/// The lab's binaries; panics with the next step if `kubemaint-lab prepare` was not run.
+fn binaries() -> Binaries {
+    Binaries::locate().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn bin(version: &str, name: &str) -> PathBuf {
-    let p = cache().join(format!("etcd-v{version}")).join(name);
-    assert!(
-        p.is_file(),
-        "missing {}: run `kubemaint-lab prepare` (or set KUBEMAINT_LAB_CACHE) before these tests",
-        p.display()
-    );
-    p
-}
-
-/// A free loopback port, never one handed out before in this test binary (a port is released
-/// before etcd binds it, so two allocations could otherwise get the same number).
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("bind 127.0.0.1:0")
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
-
+/// A plain-http member started by the lab's etcd launcher, stopped on drop.
 struct Etcd {
-    child: Child,
-    version: &'static str,
-    endpoint: String,
+    server: EtcdServer,
     dir: tempfile::TempDir,
 }
 
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Etcd {
-    fn start(version: &'static str) -> Etcd {
-        let etcd = bin(version, "etcd");
-        bin(version, "etcdctl");
+    fn start(version: EtcdVersion) -> Etcd {
         let dir = tempfile::tempdir().unwrap();
-        let (cport, pport) = (free_port(), free_port());
-        let endpoint = format!("127.0.0.1:{cport}");
-        let peer = format!("http://127.0.0.1:{pport}");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
-        let child = Command::new(etcd)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &format!("http://{endpoint}")])
-            .args(["--advertise-client-urls", &format!("http://{endpoint}")])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("default={peer}")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start etcd");
-        let e = Etcd {
-            child,
-            version,
-            endpoint,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = e
-                .ctl()
-                .args(["endpoint", "health"])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if ok {
-                return e;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "etcd {version} did not become healthy; log:\n{}",
-                std::fs::read_to_string(e.dir.path().join("etcd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let mut opts = EtcdOptions::new(version, dir.path());
+        opts.tls = false;
+        opts.data_dir = Some(dir.path().join("data"));
+        let server = EtcdServer::start(&binaries(), opts)
+            .unwrap_or_else(|e| panic!("etcd {}: {e}", version.as_str()));
+        Etcd { server, dir }
     }
 
     fn ctl(&self) -> Command {
-        let mut c = Command::new(bin(self.version, "etcdctl"));
-        c.env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.endpoint]);
-        c
+        self.server.etcdctl()
     }
 
     fn run(&self, args: &[&str]) -> String {
@@ -240,7 +161,7 @@ impl Etcd {
 }
 
 fn etcdutl_status(path: &Path) -> serde_json::Value {
-    let o = Command::new(bin("3.5.1", "etcdutl"))
+    let o = Command::new(binaries().etcdutl())
         .args(["snapshot", "status", "-w", "json"])
         .arg(path)
         .output()
@@ -278,7 +199,7 @@ fn assert_same_as_etcdutl(path: &Path) {
     );
 }
 
-fn snapshot_scenario(version: &'static str) {
+fn snapshot_scenario(version: EtcdVersion) {
     let etcd = Etcd::start(version);
     let hash_revs = etcd.workload();
     let snap = etcd.dir.path().join("snap.db");
@@ -322,8 +243,10 @@ fn snapshot_scenario(version: &'static str) {
         let (live, live_compact) = etcd.hashkv(rev);
         let ours = hash_kv(&db, rev).unwrap();
         assert_eq!(
-            ours.hash, live,
-            "HashKV at {rev} differs (etcd {version}): ours {ours:?}"
+            ours.hash,
+            live,
+            "HashKV at {rev} differs (etcd {}): ours {ours:?}",
+            version.as_str()
         );
         assert_eq!(ours.compact_revision, live_compact);
     }
@@ -339,9 +262,7 @@ fn snapshot_scenario(version: &'static str) {
     drop(db);
     let data_db = etcd.dir.path().join("data/member/snap/db");
     let raw = etcd.dir.path().join("raw.db");
-    let mut etcd = etcd;
-    let _ = etcd.child.kill();
-    let _ = etcd.child.wait();
+    etcd.server.stop();
     std::fs::copy(&data_db, &raw).unwrap();
     let fs = status_file(&raw, &StatusOptions::default()).unwrap();
     assert!(!fs.sha256_trailer);
@@ -428,10 +349,10 @@ fn corruption_cases(snap: &Path, dir: &Path) {
 
 #[test]
 fn etcd_3_4_23_snapshot_status_verify_hashkv() {
-    snapshot_scenario("3.4.23");
+    snapshot_scenario(EtcdVersion::V3_4);
 }
 
 #[test]
 fn etcd_3_5_1_snapshot_status_verify_hashkv() {
-    snapshot_scenario("3.5.1");
+    snapshot_scenario(EtcdVersion::V3_5);
 }

@@ -615,15 +615,6 @@ fn killed_save_leaves_nothing_at_file() {
     );
 }
 
-/// Stops a member started with `kubemaint_lab::process::spawn` when the test ends.
-struct Stopper(std::path::PathBuf, kubemaint_lab::process::Managed);
-
-impl Drop for Stopper {
-    fn drop(&mut self) {
-        kubemaint_lab::process::stop(&self.0, &self.1, Duration::from_secs(10));
-    }
-}
-
 /// `etcdctl endpoint status -w json` of one endpoint: (member id, leader id, is learner).
 fn endpoint_status(etcd: &EtcdServer, url: &str) -> Option<(u64, u64, bool)> {
     // Not `etcd.etcdctl()`: a second --endpoints would be appended to its own.
@@ -665,31 +656,27 @@ fn several_members_prefers_a_voting_follower_and_never_a_learner() {
     let b_dir = dir.path().join("b");
     std::fs::create_dir_all(&b_dir).unwrap();
     copy_pki(&b_dir);
-    let b_peer = format!("https://127.0.0.1:{}", free_port());
+    let b_peer_port = free_port();
+    let b_peer = format!("https://127.0.0.1:{b_peer_port}");
     run_ok(
         a.etcdctl()
             .args(["member", "add", "b", "--peer-urls", &b_peer]),
     );
     let mut opts = EtcdOptions::new(EtcdVersion::V3_5, &b_dir);
     opts.name = "b".into();
-    // Later flags win in etcd's flag parsing: join a's cluster at the announced peer URL.
-    opts.extra_args = vec![
-        format!("--listen-peer-urls={b_peer}"),
-        format!("--initial-advertise-peer-urls={b_peer}"),
-        format!("--initial-cluster=lab={},b={b_peer}", a.peer_url),
-        "--initial-cluster-state=existing".into(),
-    ];
+    // Join a's cluster at the announced peer URL.
+    opts.peer_port = Some(b_peer_port);
+    opts.initial_cluster = Some(format!("lab={},b={b_peer}", a.peer_url));
+    opts.extra_args = vec!["--initial-cluster-state=existing".into()];
     let b = EtcdServer::start(&binaries(), opts)
         .unwrap_or_else(|e| panic!("cannot start member b: {e}"));
 
-    // c: a learner (started by hand: the lab's health wait needs a voting member).
+    // c: a learner (spawned without the launcher's health wait, which needs a voting member).
     let c_dir = dir.path().join("c");
     std::fs::create_dir_all(&c_dir).unwrap();
     copy_pki(&c_dir);
-    let (c_client, c_peer) = (
-        format!("https://127.0.0.1:{}", free_port()),
-        format!("https://127.0.0.1:{}", free_port()),
-    );
+    let c_peer_port = free_port();
+    let c_peer = format!("https://127.0.0.1:{c_peer_port}");
     // etcd refuses membership changes until the new member has been connected for a while.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -708,30 +695,14 @@ fn several_members_prefers_a_voting_follower_and_never_a_learner() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let p = |rel: &str| c_dir.join("pki").join(rel).display().to_string();
-    let c_args: Vec<String> = vec![
-        "--name=c".into(),
-        format!("--data-dir={}", c_dir.join("data").display()),
-        format!("--listen-client-urls={c_client}"),
-        format!("--advertise-client-urls={c_client}"),
-        format!("--listen-peer-urls={c_peer}"),
-        format!("--initial-advertise-peer-urls={c_peer}"),
-        format!("--initial-cluster=lab={},b={b_peer},c={c_peer}", a.peer_url),
-        "--initial-cluster-state=existing".into(),
-        format!("--listen-metrics-urls=http://127.0.0.1:{}", free_port()),
-        format!("--cert-file={}", p("etcd/server.crt")),
-        format!("--key-file={}", p("etcd/server.key")),
-        "--client-cert-auth=true".into(),
-        format!("--trusted-ca-file={}", p("etcd/ca.crt")),
-        format!("--peer-cert-file={}", p("etcd/peer.crt")),
-        format!("--peer-key-file={}", p("etcd/peer.key")),
-        "--peer-client-cert-auth=true".into(),
-        format!("--peer-trusted-ca-file={}", p("etcd/ca.crt")),
-    ];
-    let c =
-        kubemaint_lab::process::spawn(&c_dir, "etcd", &binaries().etcd(EtcdVersion::V3_5), &c_args)
-            .expect("spawn learner c");
-    let _c = Stopper(c_dir.clone(), c);
+    let mut opts = EtcdOptions::new(EtcdVersion::V3_5, &c_dir);
+    opts.name = "c".into();
+    opts.peer_port = Some(c_peer_port);
+    opts.initial_cluster = Some(format!("lab={},b={b_peer},c={c_peer}", a.peer_url));
+    opts.extra_args = vec!["--initial-cluster-state=existing".into()];
+    let c = EtcdServer::spawn(&binaries(), opts)
+        .unwrap_or_else(|e| panic!("cannot start learner c: {e}"));
+    let c_client = c.client_url.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !endpoint_status(&a, &c_client).is_some_and(|s| s.2) {
         assert!(Instant::now() < deadline, "learner c did not come up");

@@ -1,6 +1,9 @@
 //! A real etcd server with TLS client-certificate auth, as on a kubeadm control-plane node.
 //!
-//! Used by the lab's control plane and directly by tests that need a bare etcd (3.4.23 or 3.5.1).
+//! Used by the lab's control plane and directly by tests that need a bare etcd (3.4.23 or 3.5.1):
+//! this is the one etcd launcher of the test harness. With `tls: false` a member speaks plain
+//! http (the etcd crate's format tests); several members form a cluster through
+//! `initial_cluster` and ports chosen beforehand.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +54,15 @@ pub struct EtcdOptions {
     pub process_name: String,
     /// Extra flags.
     pub extra_args: Vec<String>,
+    /// TLS with client-certificate auth for clients and peers (kubeadm's way, the default); `false`
+    /// serves plain http and needs no PKI.
+    pub tls: bool,
+    /// The client port (default: a free one).
+    pub client_port: Option<u16>,
+    /// The peer port (default: a free one); members of one cluster need theirs known beforehand.
+    pub peer_port: Option<u16>,
+    /// `--initial-cluster` (default: this member alone at its peer URL).
+    pub initial_cluster: Option<String>,
 }
 
 impl EtcdOptions {
@@ -63,18 +75,23 @@ impl EtcdOptions {
             data_dir: None,
             process_name: "etcd".into(),
             extra_args: Vec::new(),
+            tls: true,
+            client_port: None,
+            peer_port: None,
+            initial_cluster: None,
         }
     }
 }
 
-/// A running etcd member with TLS (server cert from `pki/etcd/server.crt`, client certs required).
+/// A running etcd member; with TLS (the default) its server cert is `pki/etcd/server.crt` and
+/// client certificates are required.
 #[derive(Debug)]
 pub struct EtcdServer {
     /// Which release.
     pub version: EtcdVersion,
-    /// `https://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT` (`http://` without TLS).
     pub client_url: String,
-    /// `https://127.0.0.1:PORT` for peers.
+    /// `https://127.0.0.1:PORT` for peers (`http://` without TLS).
     pub peer_url: String,
     /// The data dir.
     pub data_dir: PathBuf,
@@ -87,23 +104,41 @@ pub struct EtcdServer {
     /// The flags etcd was started with (to restart it the same way).
     pub args: Vec<String>,
     dir: PathBuf,
+    tls: bool,
 }
 
 impl EtcdServer {
-    /// Starts a single-member etcd with TLS under `opts.dir`, generating a PKI there first if
-    /// `pki/etcd/ca.crt` does not exist, and waits until it answers.
+    /// Starts a member under `opts.dir` (with TLS, generating a PKI there first if
+    /// `pki/etcd/ca.crt` does not exist) and waits until it answers.
     pub fn start(binaries: &Binaries, opts: EtcdOptions) -> Result<Self, EtcdError> {
+        let server = Self::spawn(binaries, opts)?;
+        server.wait_healthy(Duration::from_secs(30))?;
+        Ok(server)
+    }
+
+    /// Starts a member without waiting for it: the members of a new cluster only become healthy
+    /// once a quorum of them runs, so all are spawned first, then waited for.
+    pub fn spawn(binaries: &Binaries, opts: EtcdOptions) -> Result<Self, EtcdError> {
         let pki = Pki::at(opts.dir.join("pki"));
-        if !pki.etcd_ca().is_file() {
+        if opts.tls && !pki.etcd_ca().is_file() {
             pki.generate()?;
         }
-        let ports = process::free_ports(3).map_err(EtcdError::Ports)?;
-        let client_url = format!("https://127.0.0.1:{}", ports[0]);
-        let peer_url = format!("https://127.0.0.1:{}", ports[1]);
+        let port = |given: Option<u16>| match given {
+            Some(p) => Ok(p),
+            None => process::free_port().map_err(EtcdError::Ports),
+        };
+        let scheme = if opts.tls { "https" } else { "http" };
+        let client_url = format!("{scheme}://127.0.0.1:{}", port(opts.client_port)?);
+        let peer_url = format!("{scheme}://127.0.0.1:{}", port(opts.peer_port)?);
+        let metrics_port = port(None)?;
         let data_dir = opts
             .data_dir
             .clone()
             .unwrap_or_else(|| opts.dir.join("etcd-data"));
+        let initial_cluster = opts
+            .initial_cluster
+            .clone()
+            .unwrap_or_else(|| format!("{}={peer_url}", opts.name));
         let p = |rel: &str| pki.path(rel).display().to_string();
         let mut args = vec![
             format!("--name={}", opts.name),
@@ -112,19 +147,23 @@ impl EtcdServer {
             format!("--advertise-client-urls={client_url}"),
             format!("--listen-peer-urls={peer_url}"),
             format!("--initial-advertise-peer-urls={peer_url}"),
-            format!("--initial-cluster={}={peer_url}", opts.name),
-            format!("--listen-metrics-urls=http://127.0.0.1:{}", ports[2]),
-            format!("--cert-file={}", p("etcd/server.crt")),
-            format!("--key-file={}", p("etcd/server.key")),
-            "--client-cert-auth=true".into(),
-            format!("--trusted-ca-file={}", p("etcd/ca.crt")),
-            format!("--peer-cert-file={}", p("etcd/peer.crt")),
-            format!("--peer-key-file={}", p("etcd/peer.key")),
-            "--peer-client-cert-auth=true".into(),
-            format!("--peer-trusted-ca-file={}", p("etcd/ca.crt")),
-            // kubeadm's value; keeps the WAL small in long labs.
-            "--snapshot-count=10000".into(),
+            format!("--initial-cluster={initial_cluster}"),
+            format!("--listen-metrics-urls=http://127.0.0.1:{metrics_port}"),
         ];
+        if opts.tls {
+            args.extend([
+                format!("--cert-file={}", p("etcd/server.crt")),
+                format!("--key-file={}", p("etcd/server.key")),
+                "--client-cert-auth=true".into(),
+                format!("--trusted-ca-file={}", p("etcd/ca.crt")),
+                format!("--peer-cert-file={}", p("etcd/peer.crt")),
+                format!("--peer-key-file={}", p("etcd/peer.key")),
+                "--peer-client-cert-auth=true".into(),
+                format!("--peer-trusted-ca-file={}", p("etcd/ca.crt")),
+            ]);
+        }
+        // kubeadm's value; keeps the WAL small in long labs.
+        args.push("--snapshot-count=10000".into());
         args.extend(opts.extra_args.iter().cloned());
         let process = process::spawn(
             &opts.dir,
@@ -132,7 +171,7 @@ impl EtcdServer {
             &binaries.etcd(opts.version),
             &args,
         )?;
-        let server = Self {
+        Ok(Self {
             version: opts.version,
             client_url,
             peer_url,
@@ -142,9 +181,8 @@ impl EtcdServer {
             binaries: binaries.clone(),
             args,
             dir: opts.dir,
-        };
-        server.wait_healthy(Duration::from_secs(30))?;
-        Ok(server)
+            tls: opts.tls,
+        })
     }
 
     /// Polls `etcdctl endpoint health` until it succeeds.
@@ -178,15 +216,17 @@ impl EtcdServer {
         (self.pki.etcd_ca(), cert, key)
     }
 
-    /// The same version's `etcdctl`, with API v3, this endpoint and client certs preset.
+    /// The same version's `etcdctl`, with API v3, this endpoint and client certs (with TLS) preset.
     pub fn etcdctl(&self) -> Command {
-        let (ca, cert, key) = self.client_tls();
         let mut cmd = Command::new(self.binaries.etcdctl(self.version));
         cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.client_url))
-            .arg(format!("--cacert={}", ca.display()))
-            .arg(format!("--cert={}", cert.display()))
-            .arg(format!("--key={}", key.display()));
+            .arg(format!("--endpoints={}", self.client_url));
+        if self.tls {
+            let (ca, cert, key) = self.client_tls();
+            cmd.arg(format!("--cacert={}", ca.display()))
+                .arg(format!("--cert={}", cert.display()))
+                .arg(format!("--key={}", key.display()));
+        }
         cmd
     }
 
@@ -198,6 +238,13 @@ impl EtcdServer {
     /// Stops the process (SIGTERM, then SIGKILL).
     pub fn stop(&self) {
         process::stop(&self.dir, &self.process, Duration::from_secs(10));
+    }
+
+    /// Stops the process with SIGTERM only, so etcd commits its backend before exiting (needed
+    /// before copying `member/snap/db`); `false` if it was still running after `grace` (it is
+    /// then killed).
+    pub fn terminate(&self, grace: Duration) -> bool {
+        process::stop(&self.dir, &self.process, grace)
     }
 }
 

@@ -175,7 +175,9 @@ pub fn recorded(lab: &Path) -> Vec<Managed> {
 }
 
 /// Stops one recorded process: SIGTERM, then SIGKILL after `grace`; removes its pid file.
-pub fn stop(lab: &Path, process: &Managed, grace: Duration) {
+/// Returns `false` if it needed the SIGKILL.
+pub fn stop(lab: &Path, process: &Managed, grace: Duration) -> bool {
+    let mut graceful = true;
     if process.alive() {
         let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGTERM);
         let deadline = Instant::now() + grace;
@@ -183,6 +185,7 @@ pub fn stop(lab: &Path, process: &Managed, grace: Duration) {
             std::thread::sleep(Duration::from_millis(50));
         }
         if process.alive() {
+            graceful = false;
             let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGKILL);
             let deadline = Instant::now() + Duration::from_secs(5);
             while process.alive() && Instant::now() < deadline {
@@ -191,6 +194,7 @@ pub fn stop(lab: &Path, process: &Managed, grace: Duration) {
         }
     }
     let _ = std::fs::remove_file(run_dir(lab).join(format!("{}.pid", process.name)));
+    graceful
 }
 
 /// Stops every recorded process of the lab, in reverse dependency order, and returns their names.

