@@ -59,15 +59,11 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
     /// A backup older than this is a warning (Go syntax: 24h, 90m).
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = go_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = kubemaint_core::duration::parse)]
     backup_max_age: Duration,
     /// etcd connection (as `etcd snapshot save`); etcd is asked only when one of these is given.
     #[command(flatten)]
     etcd: ConnectionArgs,
-}
-
-fn go_duration(s: &str) -> Result<Duration, String> {
-    kubemaint_etcd::client::config::parse_go_duration(s)
 }
 
 /// What the user asked for, resolved.
