@@ -2,7 +2,8 @@
 //!
 //! A simplified kube-scheduler filter pass: node `spec.unschedulable`, `NoSchedule`/`NoExecute`
 //! taints vs tolerations, `nodeSelector`, required node affinity (`matchExpressions` with
-//! In/NotIn/Exists/DoesNotExist/Gt/Lt and `matchFields` on `metadata.name`) and resource
+//! In/NotIn/Exists/DoesNotExist/Gt/Lt and `matchFields` on `metadata.name`; these three in
+//! [`super::node_selection`]) and resource
 //! requests (incl. the `pods` count) against allocatable minus what is already requested.
 //! Host ports and required pod affinity / anti-affinity (the pod's own terms and those of the
 //! pods in place) and `DoNotSchedule` topology spread constraints are checked by
@@ -13,8 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PersistentVolume,
-    PersistentVolumeClaim, Pod, Taint, Toleration,
+    Container, Node, NodeSelector, PersistentVolume, PersistentVolumeClaim, Pod, Taint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Serialize;
@@ -23,6 +23,7 @@ use super::interpod::{
     InterPodUnfit, NodeView, check_inter_pod, host_port_conflict, required_affinity,
     required_anti_affinity,
 };
+use super::node_selection::{matches_node_selection, term_matches, untolerated_taint};
 use super::quantity::{QuantityError, parse_milli};
 use super::{PodRef, is_finished};
 
@@ -151,112 +152,6 @@ pub fn node_allocatable(node: &Node) -> Result<Resources, QuantityError> {
         node.status.as_ref().and_then(|s| s.allocatable.as_ref()),
     )?;
     Ok(r)
-}
-
-/// Whether a toleration tolerates a taint (`v1.Toleration.ToleratesTaint`).
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty())
-        && e != taint.effect
-    {
-        return false;
-    }
-    if let Some(k) = t.key.as_deref().filter(|k| !k.is_empty())
-        && k != taint.key
-    {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => {
-            t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default()
-        }
-        _ => false,
-    }
-}
-
-/// The first `NoSchedule`/`NoExecute` taint of `taints` the pod does not tolerate.
-pub fn untolerated_taint<'a>(pod: &Pod, taints: &'a [Taint]) -> Option<&'a Taint> {
-    let tols = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.tolerations.as_deref())
-        .unwrap_or_default();
-    taints
-        .iter()
-        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-        .find(|t| !tols.iter().any(|tol| tolerates(tol, t)))
-}
-
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        op @ ("Gt" | "Lt") => {
-            let (Some(v), [bound]) = (value, values) else {
-                return false;
-            };
-            match (v.parse::<i64>(), bound.parse::<i64>()) {
-                (Ok(v), Ok(b)) => {
-                    if op == "Gt" {
-                        v > b
-                    } else {
-                        v < b
-                    }
-                }
-                _ => false,
-            }
-        }
-        _ => false,
-    }
-}
-
-fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    // A term with no requirements matches no node (scheduler's nodeaffinity semantics).
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    let labels = node.metadata.labels.as_ref();
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.and_then(|l| l.get(&r.key)).map(String::as_str)))
-        && fields.iter().all(|r| {
-            r.key == "metadata.name"
-                && matches!(r.operator.as_str(), "In" | "NotIn")
-                && requirement_matches(r, node.metadata.name.as_deref())
-        })
-}
-
-/// Whether the node satisfies the pod's `nodeSelector` and required node affinity.
-pub fn matches_node_selection(pod: &Pod, node: &Node) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return true;
-    };
-    let labels = node.metadata.labels.as_ref();
-    let selector_ok = spec
-        .node_selector
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
-    let affinity_ok = match spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        }) {
-        None => true,
-        Some(sel) => sel
-            .node_selector_terms
-            .iter()
-            .any(|t| term_matches(t, node)),
-    };
-    selector_ok && affinity_ok
 }
 
 /// Why a pod does not fit a node, worded like the kube-scheduler's `FailedScheduling` reasons.
@@ -620,8 +515,8 @@ fn place_one<'a>(
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{
-        Affinity, ContainerPort, NodeAffinity, NodeSelector, PodAffinity, PodAffinityTerm,
-        PodAntiAffinity, TopologySpreadConstraint,
+        Affinity, ContainerPort, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+        NodeSelectorTerm, PodAffinity, PodAffinityTerm, PodAntiAffinity, TopologySpreadConstraint,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
     use proptest::prelude::*;

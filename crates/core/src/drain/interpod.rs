@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm};
 
-use super::capacity::matches_node_selection;
+use super::node_selection::matches_node_selection;
 use super::pdb::label_selector_matches;
 
 /// A node as the inter-pod rules see it: its labels and the pods it hosts (or will host).
