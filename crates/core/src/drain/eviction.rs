@@ -1,9 +1,14 @@
 //! The pure parts of evicting a pod: choosing the Eviction API version from discovery (as
 //! kubectl's `CheckEvictionSupport`), building the Eviction body, and classifying the answer.
 
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use super::PodRef;
+use super::cordon::DryRun;
 
 /// Message of the API server's 500 for pods under several PDBs.
 pub const MULTIPLE_PDB_MESSAGE: &str = "This pod has more than one PodDisruptionBudget";
@@ -190,8 +195,8 @@ pub enum EvictionOutcome {
     Accepted,
     /// The pod (this incarnation) is already gone: 404, or 409 on the UID precondition.
     Done {
-        /// Why.
-        reason: String,
+        /// Which way it is gone.
+        gone: Gone,
     },
     /// Refused by a PodDisruptionBudget (429 with a `DisruptionBudget` cause): retry.
     RetryPdb {
@@ -231,6 +236,16 @@ pub enum EvictionOutcome {
     },
 }
 
+/// Why a pod counts as removed without an accepted request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gone {
+    /// 404: no pod of that name any more.
+    NotFound,
+    /// 409 on the UID precondition: a new pod of the same name replaced the one listed.
+    Replaced,
+}
+
 /// Parses `The disruption budget NAME needs N healthy pods and has M currently` (and
 /// `The disruption budget NAME is still being processed by the server.`) into the PDB name.
 pub fn pdb_name_from_cause(message: &str) -> Option<String> {
@@ -264,7 +279,7 @@ pub fn classify_eviction_response(
     match http_code {
         200..=299 => EvictionOutcome::Accepted,
         404 => EvictionOutcome::Done {
-            reason: "pod not found".to_owned(),
+            gone: Gone::NotFound,
         },
         // Two wordings: the storage layer's ("Precondition failed: UID in precondition: …")
         // and the eviction handler's own check, which a v1.20 server answers with ("the UID in
@@ -274,7 +289,7 @@ pub fn classify_eviction_response(
             || message.contains("UID in the precondition") =>
         {
             EvictionOutcome::Done {
-                reason: "pod was replaced (UID precondition failed)".to_owned(),
+                gone: Gone::Replaced,
             }
         }
         429 => {
@@ -311,6 +326,131 @@ pub fn classify_eviction_response(
             EvictionOutcome::MultiplePdb { message }
         }
         code => EvictionOutcome::Failed { code, message },
+    }
+}
+
+/// How a retried eviction waits before its next attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetryWait {
+    /// Sleep this long: the server's `retryAfterSeconds`, or the retry delay.
+    Pause(Duration),
+    /// Until budget `namespace/name` allows a disruption (the executor watches it), with the
+    /// retry delay as a safety net.
+    Budget {
+        /// `namespace/name` of the PodDisruptionBudget.
+        key: String,
+    },
+}
+
+/// What the executor does after one eviction (or delete) attempt: kubectl's per-pod retry
+/// loop, decided here so that every outcome has one tested answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    /// The request was accepted: wait for the pod to disappear.
+    WaitForDeletion,
+    /// Nothing more to do for this pod.
+    Done(Gone),
+    /// Try again after `wait`.
+    Retry {
+        /// How to wait.
+        wait: RetryWait,
+        /// kubectl's stderr line announcing the retry (`None`: kubectl has none, e.g. API
+        /// priority and fairness throttling, which client-go retries silently).
+        line: Option<String>,
+        /// What blocks the pod, for progress and the report (`PDB ns/name: message`).
+        blocked_by: Option<String>,
+    },
+    /// Server dry-run refused by a budget: the budget never moves under dry-run, so retrying
+    /// (as kubectl does) would loop forever; report the pod as blocked instead.
+    DryRunBlocked {
+        /// kubectl's line for the refusal (it would retry after it).
+        line: String,
+        /// `PDB ns/name: message`, or the server's message.
+        blocked_by: String,
+    },
+    /// A per-pod failure, in kubectl's words.
+    Fail {
+        /// The error line.
+        error: String,
+    },
+}
+
+/// The retry settings [`next_step`] needs.
+#[derive(Clone, Copy, Debug)]
+pub struct RetrySettings<'a> {
+    /// `--dry-run`.
+    pub dry_run: Option<DryRun>,
+    /// `--eviction-retry-delay` (kubectl: a fixed 5 s).
+    pub delay: Duration,
+    /// The same delay as printed in kubectl's lines (`5s`).
+    pub delay_text: &'a str,
+}
+
+/// Delay after an API priority-and-fairness 429 without a server hint.
+pub const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Decides what follows an attempt to evict `pod` that ended in `outcome`.
+pub fn next_step(outcome: EvictionOutcome, pod: &PodRef, settings: RetrySettings<'_>) -> NextStep {
+    let (name, ns) = (&pod.name, &pod.namespace);
+    match outcome {
+        EvictionOutcome::Accepted
+        | EvictionOutcome::NamespaceTerminating {
+            pod_deleting: true, ..
+        } => NextStep::WaitForDeletion,
+        EvictionOutcome::Done { gone } => NextStep::Done(gone),
+        EvictionOutcome::RetryPdb {
+            pdb,
+            message,
+            retry_after_seconds,
+        } => {
+            let blocked_by = match &pdb {
+                Some(p) => format!("PDB {ns}/{p}: {message}"),
+                None => message.clone(),
+            };
+            let line = format!(
+                "error when evicting pods/\"{name}\" -n \"{ns}\" (will retry after {}): {message}",
+                settings.delay_text
+            );
+            if settings.dry_run == Some(DryRun::Server) {
+                return NextStep::DryRunBlocked { line, blocked_by };
+            }
+            let wait = match (retry_after_seconds, pdb) {
+                // Honour the server's hint; a budget change cannot help before it.
+                (Some(s), _) => RetryWait::Pause(Duration::from_secs(u64::from(s))),
+                (None, Some(p)) => RetryWait::Budget {
+                    key: format!("{ns}/{p}"),
+                },
+                (None, None) => RetryWait::Pause(settings.delay),
+            };
+            NextStep::Retry {
+                wait,
+                line: Some(line),
+                blocked_by: Some(blocked_by),
+            }
+        }
+        EvictionOutcome::Throttled {
+            retry_after_seconds,
+            ..
+        } => NextStep::Retry {
+            wait: RetryWait::Pause(
+                retry_after_seconds.map_or(THROTTLE_PAUSE, |s| Duration::from_secs(u64::from(s))),
+            ),
+            line: None,
+            blocked_by: None,
+        },
+        EvictionOutcome::NamespaceTerminating { message, .. } => NextStep::Retry {
+            wait: RetryWait::Pause(settings.delay),
+            line: Some(format!(
+                "error when evicting pod \"{name}\" from terminating namespace \"{ns}\" (will retry after {}): {message}",
+                settings.delay_text
+            )),
+            blocked_by: None,
+        },
+        EvictionOutcome::MultiplePdb { message } | EvictionOutcome::Failed { message, .. } => {
+            NextStep::Fail {
+                error: format!("error when evicting pods/\"{name}\" -n \"{ns}\": {message}"),
+            }
+        }
     }
 }
 
@@ -444,14 +584,18 @@ mod tests {
         );
         assert!(matches!(
             classify_eviction_response(404, None, None, false),
-            EvictionOutcome::Done { .. }
+            EvictionOutcome::Done {
+                gone: Gone::NotFound
+            }
         ));
         let uid = status(
             json!({"code":409,"reason":"Conflict","message":"Operation cannot be fulfilled on Pod \"p\": Precondition failed: UID in precondition: a, UID in object meta: b"}),
         );
         assert!(matches!(
             classify_eviction_response(409, Some(&uid), None, false),
-            EvictionOutcome::Done { .. }
+            EvictionOutcome::Done {
+                gone: Gone::Replaced
+            }
         ));
         // The v1.20 eviction handler's wording (seen on the lab).
         let uid120 = status(
@@ -459,7 +603,9 @@ mod tests {
         );
         assert!(matches!(
             classify_eviction_response(409, Some(&uid120), None, false),
-            EvictionOutcome::Done { .. }
+            EvictionOutcome::Done {
+                gone: Gone::Replaced
+            }
         ));
         let other409 = status(
             json!({"code":409,"reason":"Conflict","message":"the object has been modified"}),
@@ -502,5 +648,171 @@ mod tests {
                 message: "HTTP 503".into()
             }
         );
+    }
+
+    fn pod() -> PodRef {
+        PodRef {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: "u1".into(),
+        }
+    }
+
+    #[test]
+    fn next_step_per_outcome() {
+        let settings = |dry_run| RetrySettings {
+            dry_run,
+            delay: Duration::from_secs(5),
+            delay_text: "5s",
+        };
+        let pdb_refusal = |pdb: Option<&str>, after: Option<u32>| EvictionOutcome::RetryPdb {
+            pdb: pdb.map(Into::into),
+            message: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+            retry_after_seconds: after,
+        };
+        let pdb_line = "error when evicting pods/\"p\" -n \"ns\" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.";
+        let cases: Vec<(EvictionOutcome, Option<DryRun>, NextStep)> = vec![
+            (EvictionOutcome::Accepted, None, NextStep::WaitForDeletion),
+            (
+                EvictionOutcome::Accepted,
+                Some(DryRun::Server),
+                NextStep::WaitForDeletion,
+            ),
+            (
+                EvictionOutcome::Done {
+                    gone: Gone::NotFound,
+                },
+                None,
+                NextStep::Done(Gone::NotFound),
+            ),
+            (
+                EvictionOutcome::Done {
+                    gone: Gone::Replaced,
+                },
+                None,
+                NextStep::Done(Gone::Replaced),
+            ),
+            // A refusal naming its budget waits on that budget's watch.
+            (
+                pdb_refusal(Some("web"), None),
+                None,
+                NextStep::Retry {
+                    wait: RetryWait::Budget {
+                        key: "ns/web".into(),
+                    },
+                    line: Some(pdb_line.into()),
+                    blocked_by: Some(
+                        "PDB ns/web: Cannot evict pod as it would violate the pod's disruption budget."
+                            .into(),
+                    ),
+                },
+            ),
+            // The server's retryAfterSeconds comes first.
+            (
+                pdb_refusal(Some("web"), Some(10)),
+                None,
+                NextStep::Retry {
+                    wait: RetryWait::Pause(Duration::from_secs(10)),
+                    line: Some(pdb_line.into()),
+                    blocked_by: Some(
+                        "PDB ns/web: Cannot evict pod as it would violate the pod's disruption budget."
+                            .into(),
+                    ),
+                },
+            ),
+            // No budget named: kubectl's fixed delay.
+            (
+                pdb_refusal(None, None),
+                None,
+                NextStep::Retry {
+                    wait: RetryWait::Pause(Duration::from_secs(5)),
+                    line: Some(pdb_line.into()),
+                    blocked_by: Some(
+                        "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+                    ),
+                },
+            ),
+            // Under server dry-run a budget never moves: stop instead of looping.
+            (
+                pdb_refusal(Some("web"), None),
+                Some(DryRun::Server),
+                NextStep::DryRunBlocked {
+                    line: pdb_line.into(),
+                    blocked_by:
+                        "PDB ns/web: Cannot evict pod as it would violate the pod's disruption budget."
+                            .into(),
+                },
+            ),
+            (
+                EvictionOutcome::Throttled {
+                    message: "Too many requests".into(),
+                    retry_after_seconds: None,
+                },
+                None,
+                NextStep::Retry {
+                    wait: RetryWait::Pause(THROTTLE_PAUSE),
+                    line: None,
+                    blocked_by: None,
+                },
+            ),
+            (
+                EvictionOutcome::Throttled {
+                    message: "Too many requests".into(),
+                    retry_after_seconds: Some(3),
+                },
+                None,
+                NextStep::Retry {
+                    wait: RetryWait::Pause(Duration::from_secs(3)),
+                    line: None,
+                    blocked_by: None,
+                },
+            ),
+            (
+                EvictionOutcome::NamespaceTerminating {
+                    pod_deleting: true,
+                    message: "terminating".into(),
+                },
+                None,
+                NextStep::WaitForDeletion,
+            ),
+            (
+                EvictionOutcome::NamespaceTerminating {
+                    pod_deleting: false,
+                    message: "terminating".into(),
+                },
+                None,
+                NextStep::Retry {
+                    wait: RetryWait::Pause(Duration::from_secs(5)),
+                    line: Some(
+                        "error when evicting pod \"p\" from terminating namespace \"ns\" (will retry after 5s): terminating"
+                            .into(),
+                    ),
+                    blocked_by: None,
+                },
+            ),
+            (
+                EvictionOutcome::MultiplePdb {
+                    message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into(),
+                },
+                None,
+                NextStep::Fail {
+                    error: "error when evicting pods/\"p\" -n \"ns\": This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into(),
+                },
+            ),
+            (
+                EvictionOutcome::Failed {
+                    code: 403,
+                    message: "no".into(),
+                },
+                Some(DryRun::Server),
+                NextStep::Fail {
+                    error: "error when evicting pods/\"p\" -n \"ns\": no".into(),
+                },
+            ),
+        ];
+        for (outcome, dry_run, want) in cases {
+            let got = next_step(outcome.clone(), &pod(), settings(dry_run));
+            assert_eq!(got, want, "{outcome:?} under {dry_run:?}");
+        }
     }
 }

@@ -13,8 +13,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kubemaint_core::drain::PodRef;
 use kubemaint_core::drain::cordon::DryRun;
 use kubemaint_core::drain::eviction::{
-    ApiStatus, DeleteOptions, EvictionOutcome, RemovalMethod, classify_eviction_response,
-    eviction_body,
+    ApiStatus, DeleteOptions, EvictionOutcome, Gone, NextStep, RemovalMethod, RetrySettings,
+    RetryWait, classify_eviction_response, eviction_body, next_step,
 };
 use kubemaint_core::drain::filters::should_skip_deleted;
 use kubemaint_core::drain::plan::{evicting_line, removed_line};
@@ -495,83 +495,59 @@ impl Remover {
                     message: e,
                 },
             };
-            let delay = kubemaint_core::duration::Go(self.retry_delay);
-            match outcome {
-                EvictionOutcome::Accepted => break,
-                EvictionOutcome::Done { reason } => {
+            let delay = kubemaint_core::duration::Go(self.retry_delay).to_string();
+            let settings = RetrySettings {
+                dry_run: self.dry_run,
+                delay: self.retry_delay,
+                delay_text: &delay,
+            };
+            match next_step(outcome, &r, settings) {
+                NextStep::WaitForDeletion => break,
+                NextStep::Done(gone) => {
                     self.unblock(&r);
-                    let result = if reason.contains("UID") {
-                        PodResult::Replaced
-                    } else {
-                        PodResult::AlreadyGone
+                    let result = match gone {
+                        Gone::Replaced => PodResult::Replaced,
+                        Gone::NotFound => PodResult::AlreadyGone,
                     };
                     return done(result, attempts, blocked_by, None);
                 }
-                EvictionOutcome::RetryPdb {
-                    pdb,
-                    message,
-                    retry_after_seconds,
+                NextStep::DryRunBlocked {
+                    line,
+                    blocked_by: what,
                 } => {
-                    self.err(&format!(
-                        "error when evicting pods/\"{name}\" -n \"{ns}\" (will retry after {delay}): {message}"
-                    ));
-                    let what = match &pdb {
-                        Some(p) => format!("PDB {ns}/{p}: {message}"),
-                        None => message.clone(),
-                    };
-                    if self.dry_run == Some(DryRun::Server) {
-                        blocked_by = Some(what);
-                        // The budget never changes under dry-run: retrying would loop forever.
-                        return done(PodResult::DryRunBlocked, attempts, blocked_by, None);
-                    }
-                    self.blocked
-                        .lock()
-                        .expect("progress map")
-                        .entry(r.clone())
-                        .or_insert(Blocked {
-                            since: Instant::now(),
-                            what: what.clone(),
-                        })
-                        .what = what.clone();
-                    blocked_by = Some(what);
-                    match (retry_after_seconds, &pdb) {
-                        // Honour the server's hint; a PDB change cannot help before it.
-                        (Some(s), _) => self.pause(Duration::from_secs(u64::from(s))).await,
-                        (None, Some(p)) => {
-                            self.wait_for_budget(&format!("{ns}/{p}"), self.retry_delay)
-                                .await
-                        }
-                        (None, None) => self.pause(self.retry_delay).await,
-                    }
+                    self.err(&line);
+                    return done(PodResult::DryRunBlocked, attempts, Some(what), None);
                 }
-                EvictionOutcome::Throttled {
-                    message,
-                    retry_after_seconds,
-                } => {
-                    tracing::info!("eviction of {r} throttled: {message}");
-                    let s = retry_after_seconds.unwrap_or(1);
-                    self.pause(Duration::from_secs(u64::from(s))).await;
-                }
-                EvictionOutcome::NamespaceTerminating {
-                    pod_deleting: true, ..
-                } => break,
-                EvictionOutcome::NamespaceTerminating { message, .. } => {
-                    self.err(&format!(
-                        "error when evicting pod \"{name}\" from terminating namespace \"{ns}\" (will retry after {delay}): {message}"
-                    ));
-                    self.pause(self.retry_delay).await;
-                }
-                EvictionOutcome::MultiplePdb { message }
-                | EvictionOutcome::Failed { message, .. } => {
+                NextStep::Fail { error } => {
                     self.unblock(&r);
-                    return done(
-                        PodResult::Failed,
-                        attempts,
-                        blocked_by,
-                        Some(format!(
-                            "error when evicting pods/\"{name}\" -n \"{ns}\": {message}"
-                        )),
-                    );
+                    return done(PodResult::Failed, attempts, blocked_by, Some(error));
+                }
+                NextStep::Retry {
+                    wait,
+                    line,
+                    blocked_by: what,
+                } => {
+                    if let Some(line) = line {
+                        self.err(&line);
+                    }
+                    if let Some(what) = what {
+                        self.blocked
+                            .lock()
+                            .expect("progress map")
+                            .entry(r.clone())
+                            .or_insert(Blocked {
+                                since: Instant::now(),
+                                what: what.clone(),
+                            })
+                            .what = what.clone();
+                        blocked_by = Some(what);
+                    }
+                    match wait {
+                        RetryWait::Pause(d) => self.pause(d).await,
+                        RetryWait::Budget { key } => {
+                            self.wait_for_budget(&key, self.retry_delay).await
+                        }
+                    }
                 }
             }
             // Refresh the pod, as kubectl does, but from the watch cache: gone or replaced
