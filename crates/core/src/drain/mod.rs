@@ -7,6 +7,7 @@
 //! deliberately differ it is said in the item's docs.
 
 pub mod capacity;
+pub mod config;
 pub mod cordon;
 pub mod eviction;
 pub mod filters;
@@ -108,6 +109,7 @@ mod module_graph {
     /// Every module of `drain`, with its source (checked against the `mod` lines of `mod.rs`).
     const MODULES: &[(&str, &str)] = &[
         ("capacity", include_str!("capacity.rs")),
+        ("config", include_str!("config.rs")),
         ("cordon", include_str!("cordon.rs")),
         ("eviction", include_str!("eviction.rs")),
         ("filters", include_str!("filters.rs")),

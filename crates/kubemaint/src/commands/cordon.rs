@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use kubemaint_core::drain::config::{self, NodeChoice};
 use kubemaint_core::drain::cordon::{self, CordonDecision, DryRun};
 use serde::Serialize;
 
@@ -27,42 +28,49 @@ pub struct CordonArgs {
     #[arg(short = 'l', long = "selector")]
     pub selector: Option<String>,
     /// `none` (default) changes the node; `client` or `server` only shows what would change.
-    #[arg(long = "dry-run", default_value = "none", value_parser = ["none", "client", "server"])]
-    pub dry_run: String,
+    #[arg(long = "dry-run", value_enum, default_value_t = DryRunArg::None)]
+    pub dry_run: DryRunArg,
 }
 
-/// Parses kubectl's `--dry-run` value.
-pub fn parse_dry_run(s: &str) -> Option<DryRun> {
-    match s {
-        "client" => Some(DryRun::Client),
-        "server" => Some(DryRun::Server),
-        _ => None,
+/// kubectl's `--dry-run` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DryRunArg {
+    /// Change the cluster.
+    None,
+    /// Send no request that changes anything; print what would be done.
+    Client,
+    /// Send the requests with `dryRun=All`: the server checks them and persists nothing.
+    Server,
+}
+
+impl DryRunArg {
+    /// The strategy (`None` for a real run).
+    pub fn strategy(self) -> Option<DryRun> {
+        match self {
+            DryRunArg::None => None,
+            DryRunArg::Client => Some(DryRun::Client),
+            DryRunArg::Server => Some(DryRun::Server),
+        }
     }
+}
+
+/// Checks node names xor a selector (a usage error otherwise), before any request.
+pub fn node_choice(names: Vec<String>, selector: Option<String>) -> anyhow::Result<NodeChoice> {
+    config::node_choice(names, selector).map_err(|e| CodedError::usage(e.to_string()))
 }
 
 /// Resolves node names or a label selector into Node objects, as kubectl's resource builder
-/// does: both given, or neither, is a usage error; a missing named node fails everything
-/// before any change.
+/// does: a missing named node fails everything before any change.
 pub async fn resolve_nodes(
     nodes_api: &Api<Node>,
-    names: &[String],
-    selector: Option<&str>,
+    choice: &NodeChoice,
     chunk_size: u32,
 ) -> anyhow::Result<Vec<Node>> {
-    match (names.is_empty(), selector) {
-        (false, Some(_)) => {
-            return Err(CodedError::usage(
-                "cannot specify both a node name and a --selector option",
-            ));
-        }
-        (true, None) => {
-            return Err(CodedError::usage(
-                "give at least one NODE name or a --selector (-l) label selector",
-            ));
-        }
-        _ => {}
-    }
-    if let Some(sel) = selector {
+    let names = match choice {
+        NodeChoice::Names(names) => names.as_slice(),
+        NodeChoice::Selector(_) => &[],
+    };
+    if let NodeChoice::Selector(sel) = choice {
         let mut out = Vec::new();
         let mut lp = ListParams::default().labels(sel);
         if chunk_size > 0 {
@@ -99,13 +107,44 @@ pub async fn resolve_nodes(
     Ok(out)
 }
 
+/// kubectl's verb for a cordon or uncordon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CordonVerb {
+    /// `cordoned`.
+    #[serde(rename = "cordoned")]
+    Cordoned,
+    /// `already cordoned`.
+    #[serde(rename = "already cordoned")]
+    AlreadyCordoned,
+    /// `uncordoned`.
+    #[serde(rename = "uncordoned")]
+    Uncordoned,
+    /// `already uncordoned`.
+    #[serde(rename = "already uncordoned")]
+    AlreadyUncordoned,
+}
+
+impl CordonVerb {
+    fn of(desired: bool, already: bool) -> Self {
+        match (desired, already) {
+            (true, false) => CordonVerb::Cordoned,
+            (true, true) => CordonVerb::AlreadyCordoned,
+            (false, false) => CordonVerb::Uncordoned,
+            (false, true) => CordonVerb::AlreadyUncordoned,
+        }
+    }
+}
+
 /// Result of cordoning or uncordoning one node (for `-o json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct CordonResult {
     /// Node name.
     pub node: String,
-    /// kubectl's verb: `cordoned`, `already cordoned`, `uncordoned`, `already uncordoned`.
-    pub result: String,
+    /// kubectl's verb.
+    pub result: CordonVerb,
+    /// The dry-run strategy the line was printed under, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<DryRun>,
     /// Whether a request was sent (or would be, in client dry-run).
     pub changed: bool,
     /// The error, if the patch failed.
@@ -149,10 +188,6 @@ pub async fn apply(
         }
     }
     let verb = cordon::output_line(&name, desired, already, dry_run);
-    let result = verb
-        .strip_prefix(&format!("node/{name} "))
-        .unwrap_or(&verb)
-        .to_owned();
     {
         match &error {
             None if lines_to_stderr => eprintln!("{verb}"),
@@ -165,7 +200,8 @@ pub async fn apply(
     }
     CordonResult {
         node: name,
-        result,
+        result: CordonVerb::of(desired, already),
+        dry_run,
         changed: !already,
         error,
     }
@@ -173,10 +209,11 @@ pub async fn apply(
 
 /// Cordons (`cordon = true`) or uncordons the selected nodes.
 pub async fn run(args: CordonArgs, global: &GlobalArgs, cordon: bool) -> anyhow::Result<i32> {
+    let choice = node_choice(args.nodes, args.selector)?;
+    let dry_run = args.dry_run.strategy();
     let client = kube_client::client(global, Retry::Default).await?;
     let nodes_api: Api<Node> = Api::all(client);
-    let dry_run = parse_dry_run(&args.dry_run);
-    let nodes = resolve_nodes(&nodes_api, &args.nodes, args.selector.as_deref(), 500).await?;
+    let nodes = resolve_nodes(&nodes_api, &choice, 500).await?;
     if nodes.is_empty() {
         eprintln!("No resources found");
     }

@@ -14,6 +14,7 @@ use clap::Args;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
+use kubemaint_core::drain::config::{self, DrainConfig};
 use kubemaint_core::drain::cordon::{AutoUncordon, DryRun, auto_uncordon};
 use kubemaint_core::drain::eviction::{RemovalMethod, removal_method};
 use kubemaint_core::drain::filters::FilterOptions;
@@ -27,7 +28,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use self::evict::{PodOutcome, PodResult, Remover, Tracker};
-use super::cordon::{self as cordon_cmd, CordonResult, FIELD_MANAGER, parse_dry_run};
+use super::cordon::{self as cordon_cmd, CordonResult, DryRunArg, FIELD_MANAGER};
 use crate::exit::{self, CodedError};
 use crate::global::GlobalArgs;
 use crate::kube_client::{self, Retry};
@@ -70,8 +71,8 @@ pub struct DrainArgs {
     #[arg(long = "chunk-size", default_value_t = 500)]
     pub chunk_size: u32,
     /// `none`, `client` (plan only, no request that changes anything) or `server` (server dry-run).
-    #[arg(long = "dry-run", default_value = "none", value_parser = ["none", "client", "server"])]
-    pub dry_run: String,
+    #[arg(long = "dry-run", value_enum, default_value_t = DryRunArg::None)]
+    pub dry_run: DryRunArg,
     /// At most this many evictions in flight per node (kubectl: unbounded).
     #[arg(long = "max-concurrent-evictions", default_value_t = 32)]
     pub max_concurrent_evictions: usize,
@@ -88,13 +89,56 @@ pub struct DrainArgs {
     pub uncordon_on_failure: bool,
 }
 
+impl DrainArgs {
+    /// Checks every flag and resolves them into the drain's configuration; runs before any
+    /// request, so a bad flag is a usage error with nothing sent.
+    pub fn resolve(self) -> anyhow::Result<DrainConfig> {
+        let usage = |e: config::ConfigError| CodedError::usage(e.to_string());
+        Ok(DrainConfig {
+            nodes: cordon_cmd::node_choice(self.nodes, self.selector)?,
+            filters: FilterOptions {
+                force: self.force,
+                ignore_daemonsets: self.ignore_daemonsets,
+                delete_emptydir_data: self.delete_emptydir_data,
+                skip_wait_for_delete_timeout_seconds: self.skip_wait_for_delete_timeout,
+            },
+            disable_eviction: self.disable_eviction,
+            grace_period_seconds: self.grace_period,
+            timeout: config::timeout(self.timeout),
+            pod_selector: self.pod_selector.filter(|s| !s.is_empty()),
+            chunk_size: self.chunk_size,
+            dry_run: self.dry_run.strategy(),
+            max_concurrent_evictions: config::concurrency(self.max_concurrent_evictions)
+                .map_err(usage)?,
+            eviction_retry_delay: config::retry_delay(self.eviction_retry_delay).map_err(usage)?,
+            stuck: match self.force_delete_after {
+                Some(d) => StuckPolicy::ForceDeleteAfter(d),
+                None => StuckPolicy::Fail,
+            },
+            uncordon_on_failure: self.uncordon_on_failure,
+        })
+    }
+}
+
+/// How a node's drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeStatus {
+    /// Every pod is gone (or server dry-run accepted every eviction).
+    Drained,
+    /// Something failed; `error` says what.
+    Failed,
+    /// Client dry-run: nothing was sent.
+    Planned,
+}
+
 /// Outcome of one node (for the report).
 #[derive(Debug, Serialize)]
 pub struct NodeOutcome {
     /// Node name.
     pub node: String,
-    /// `drained`, `failed` or `planned` (client dry-run).
-    pub status: String,
+    /// How it ended.
+    pub status: NodeStatus,
     /// kubectl's error text, if failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -171,37 +215,22 @@ fn print_preflight(plan: &DrainPlan) {
 
 /// Drains the selected nodes.
 pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
-    let dry_run = parse_dry_run(&args.dry_run);
+    let args = args.resolve()?;
+    let dry_run = args.dry_run;
     let machine = global.output.is_machine();
     let client = kube_client::client(global, Retry::Default).await?;
     let evict_client = kube_client::client(global, Retry::Off).await?;
     let nodes_api: Api<Node> = Api::all(client.clone());
-    let nodes = cordon_cmd::resolve_nodes(
-        &nodes_api,
-        &args.nodes,
-        args.selector.as_deref(),
-        args.chunk_size,
-    )
-    .await?;
+    let nodes = cordon_cmd::resolve_nodes(&nodes_api, &args.nodes, args.chunk_size).await?;
     if nodes.is_empty() {
         eprintln!("No resources found");
         return Ok(exit::SUCCESS);
-    }
-    if args.max_concurrent_evictions == 0 {
-        return Err(CodedError::usage(
-            "--max-concurrent-evictions must be at least 1",
-        ));
     }
 
     // Preflight: everything the planner needs, read before anything changes.
     let policy = cluster::discover(&client).await?;
     let method = removal_method(args.disable_eviction, policy.eviction);
-    let filters = FilterOptions {
-        force: args.force,
-        ignore_daemonsets: args.ignore_daemonsets,
-        delete_emptydir_data: args.delete_emptydir_data,
-        skip_wait_for_delete_timeout_seconds: args.skip_wait_for_delete_timeout,
-    };
+    let filters = args.filters.clone();
     let options = DrainOptions {
         filters: filters.clone(),
         method,
@@ -281,7 +310,7 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         };
         let mut outcome = NodeOutcome {
             node: node.clone(),
-            status: "drained".into(),
+            status: NodeStatus::Drained,
             error: None,
             cordon: cordons.get(node).cloned(),
             left_cordoned: dry_run.is_none(),
@@ -319,7 +348,7 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
                         say(&format!("evicting pod {} (dry run)", p.pod));
                     }
                 }
-                outcome.status = "planned".into();
+                outcome.status = NodeStatus::Planned;
                 Ok(())
             } else {
                 // Pods whose budget allowed a disruption at planning time take their first
@@ -354,7 +383,7 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
             Ok(()) => say(&drained_line(node, dry_run)),
             Err(err) => {
                 eprintln!("{}", node_failed_line(node, &err));
-                outcome.status = "failed".into();
+                outcome.status = NodeStatus::Failed;
                 outcome.error = Some(err);
                 pending.push(node.clone());
                 if dry_run.is_none() {
@@ -482,7 +511,7 @@ async fn drain_pods(
         Vec<k8s_openapi::api::core::v1::Pod>,
         BTreeMap<kubemaint_core::drain::PodRef, String>,
     ),
-    args: &DrainArgs,
+    args: &DrainConfig,
     method: RemovalMethod,
     dry_run: Option<DryRun>,
     pdb_gate: Option<evict::PdbGate>,
@@ -495,26 +524,23 @@ async fn drain_pods(
     let (tracker, watch_handle) = Tracker::start(client, node)
         .await
         .map_err(|e| e.to_string())?;
-    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    let deadline = args.timeout.map(|t| Instant::now() + t);
     let blocked = Arc::new(Mutex::new(BTreeMap::new()));
     let stuck = Arc::new(Mutex::new(BTreeMap::new()));
     let remover = Remover {
         client: evict_client.clone(),
         method,
-        grace_period: args.grace_period,
+        grace_period: args.grace_period_seconds,
         dry_run,
         retry_delay: args.eviction_retry_delay,
         deadline,
-        timeout_text: duration::format(args.timeout),
-        skip_wait_seconds: args.skip_wait_for_delete_timeout,
+        timeout_text: duration::format(args.timeout.unwrap_or_default()),
+        skip_wait_seconds: args.filters.skip_wait_for_delete_timeout_seconds,
         pdb_gate: pdb_gate.unwrap_or_else(evict::PdbGate::inert),
         tracker,
         blocked: blocked.clone(),
         lines_to_stderr: machine,
-        stuck_policy: match args.force_delete_after {
-            Some(d) => StuckPolicy::ForceDeleteAfter(d),
-            None => StuckPolicy::Fail,
-        },
+        stuck_policy: args.stuck,
         stuck: stuck.clone(),
         bar: None,
         first_gate: Arc::new(first_gate),
@@ -593,7 +619,7 @@ async fn drain_pods(
                 o
             }
         })
-        .buffer_unordered(args.max_concurrent_evictions)
+        .buffer_unordered(args.max_concurrent_evictions.get())
         .collect()
         .await;
     if let Some(bar) = &bar {
