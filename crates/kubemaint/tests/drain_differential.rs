@@ -248,6 +248,15 @@ fn reset_nodes(ctx: &Ctx) {
     }
 }
 
+/// One scenario's runs: what each tool left behind and what it printed.
+struct Run {
+    kubectl: Outcome,
+    kubemaint: Outcome,
+    /// kubectl's printed lines missing from kubemaint's output, or kubemaint lines that are
+    /// neither kubectl's nor one of kubemaint's own kinds (see [`compare_lines`]).
+    lines: Result<(), String>,
+}
+
 /// Runs one scenario and returns (kubectl outcome, kubemaint outcome).
 fn scenario(
     ctx: &Ctx,
@@ -256,6 +265,11 @@ fn scenario(
     daemonset: bool,
     flags: &[&str],
 ) -> (Outcome, Outcome) {
+    let run = run_scenario(ctx, name, fixtures, daemonset, flags);
+    (run.kubectl, run.kubemaint)
+}
+
+fn run_scenario(ctx: &Ctx, name: &str, fixtures: &[&str], daemonset: bool, flags: &[&str]) -> Run {
     let ns_a = format!("diff-{name}-kubectl");
     let ns_b = format!("diff-{name}-kubemaint");
     // Build A on worker-1 only, then B on worker-2 only.
@@ -281,11 +295,16 @@ fn scenario(
     let a = outcome(ctx, &ns_a, "worker-1", &before_a, &out_a);
     let b = outcome(ctx, &ns_b, "worker-2", &before_b, &out_b);
     eprintln!(
-        "scenario {name}: kubectl {:?}\n--- kubectl stderr:\n{}\n--- kubemaint stdout:\n{}\n--- kubemaint stderr:\n{}",
+        "scenario {name}: kubectl {:?}\n--- kubectl stdout:\n{}\n--- kubectl stderr:\n{}\n--- kubemaint stdout:\n{}\n--- kubemaint stderr:\n{}",
         out_a.status.code(),
+        String::from_utf8_lossy(&out_a.stdout),
         String::from_utf8_lossy(&out_a.stderr),
         String::from_utf8_lossy(&out_b.stdout),
         String::from_utf8_lossy(&out_b.stderr)
+    );
+    let lines = compare_lines(
+        (&out_a, &Names::new(&ns_a, &ns_b, "worker-1", &before_a)),
+        (&out_b, &Names::new(&ns_b, &ns_a, "worker-2", &before_b)),
     );
     // Wait until both namespaces are gone: their Terminating pods would otherwise still be on
     // the nodes the next scenario drains.
@@ -298,7 +317,258 @@ fn scenario(
         "--timeout=120s",
     ]);
     reset_nodes(ctx);
-    (a, b)
+    Run {
+        kubectl: a,
+        kubemaint: b,
+        lines,
+    }
+}
+
+/// What differs between the two runs of a scenario by construction: namespace, node and the
+/// generated pod names (each pod is named by its fixture and its rank among that fixture's
+/// pods by name, which is the order kubectl lists them in).
+struct Names {
+    replace: Vec<(String, String)>,
+}
+
+impl Names {
+    fn new(ns: &str, other_ns: &str, node: &str, pods: &[PodState]) -> Self {
+        let mut by_fixture: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for p in pods {
+            by_fixture.entry(&p.fixture).or_default().push(&p.name);
+        }
+        let mut replace = Vec::new();
+        for (fixture, mut names) in by_fixture {
+            names.sort();
+            for (i, n) in names.into_iter().enumerate() {
+                replace.push((n.to_owned(), format!("<{fixture}#{i}>")));
+            }
+        }
+        // Longest first: a pod name may contain another (`sts-0` in `sts-0x`).
+        replace.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+        replace.push((ns.to_owned(), "<ns>".to_owned()));
+        replace.push((other_ns.to_owned(), "<other-ns>".to_owned()));
+        replace.push((node.to_owned(), "<node>".to_owned()));
+        Names { replace }
+    }
+
+    fn normalise(&self, line: &str) -> String {
+        let mut l = line.to_owned();
+        for (from, to) in &self.replace {
+            l = l.replace(from, to);
+        }
+        // DaemonSet pods run on every node, including the other scenario's and kube-proxy:
+        // their generated suffixes differ.
+        for prefix in ["/ds-", "/kube-proxy-"] {
+            l = mask_suffix(&l, prefix);
+        }
+        canonical_order(&l)
+    }
+}
+
+/// Replaces the 5-character generated suffix after each `prefix` with `<hash>`.
+fn mask_suffix(line: &str, prefix: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find(prefix) {
+        let after = &rest[i + prefix.len()..];
+        let n = after
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .count();
+        out.push_str(&rest[..i + prefix.len()]);
+        if n == 5 {
+            out.push_str("<hash>");
+        } else {
+            out.push_str(&after[..n]);
+        }
+        rest = &after[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `MESSAGE: ns/p1, ns/p2` with its pods sorted (the runs' namespaces sort differently).
+fn sort_pods(item: &str) -> String {
+    match item.split_once("): ") {
+        Some((msg, pods)) => {
+            let mut pods: Vec<&str> = pods.split(", ").collect();
+            pods.sort();
+            format!("{msg}): {}", pods.join(", "))
+        }
+        None => item.to_owned(),
+    }
+}
+
+/// kubectl groups filter errors in a Go map, so their order changes from run to run: sort the
+/// items of an aggregated `[cannot delete ..., cannot delete ...]` list (and the pods of each).
+fn canonical_order(line: &str) -> String {
+    if line.starts_with("cannot delete ") {
+        return sort_pods(line);
+    }
+    let (Some(open), Some(close)) = (line.find("[cannot delete "), line.rfind(']')) else {
+        return line.to_owned();
+    };
+    let mut items: Vec<String> = line[open + 1..close]
+        .split(", cannot delete ")
+        .map(|i| sort_pods(i.strip_prefix("cannot delete ").unwrap_or(i)))
+        .collect();
+    items.sort();
+    let joined: Vec<String> = items.iter().map(|i| format!("cannot delete {i}")).collect();
+    format!(
+        "{}[{}]{}",
+        &line[..open],
+        joined.join(", "),
+        &line[close + 1..]
+    )
+}
+
+/// Lines kubemaint prints that kubectl does not: the preflight and the note on the cordon a
+/// failed drain leaves.
+fn kubemaint_own_line(line: &str) -> bool {
+    line.starts_with("preflight: ")
+        || (line.starts_with("node/") && line.contains(" is left cordoned"))
+}
+
+/// Every line kubectl printed, normalised, appears in kubemaint's output on the same stream
+/// and in the same order; kubemaint's other lines are only its own kinds. The closing error
+/// lines (after `There are pending nodes to be drained:` and the node list), which kubectl
+/// prints in Go map order, are compared as a sorted block.
+fn compare_lines(kubectl: (&Output, &Names), kubemaint: (&Output, &Names)) -> Result<(), String> {
+    let lines = |bytes: &[u8], names: &Names| -> Vec<String> {
+        let mut out: Vec<String> = String::from_utf8_lossy(bytes)
+            .lines()
+            .map(|l| names.normalise(l))
+            .collect();
+        if let Some(i) = out
+            .iter()
+            .position(|l| l == "There are pending nodes to be drained:")
+        {
+            let tail_start = i
+                + 1
+                + out[i + 1..]
+                    .iter()
+                    .take_while(|l| l.starts_with(' '))
+                    .count();
+            out[tail_start..].sort();
+        }
+        out
+    };
+    let mut problems = Vec::new();
+    for (stream, a, b) in [
+        (
+            "stdout",
+            lines(&kubectl.0.stdout, kubectl.1),
+            lines(&kubemaint.0.stdout, kubemaint.1),
+        ),
+        (
+            "stderr",
+            lines(&kubectl.0.stderr, kubectl.1),
+            lines(&kubemaint.0.stderr, kubemaint.1),
+        ),
+    ] {
+        let mut want = a.iter().peekable();
+        for line in &b {
+            if want.peek() == Some(&line) {
+                want.next();
+            } else if !kubemaint_own_line(line) {
+                problems.push(format!("{stream}: kubemaint printed {line:?}"));
+            }
+        }
+        for missing in want {
+            problems.push(format!("{stream}: kubectl's line missing: {missing:?}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+#[test]
+fn line_comparison_finds_differences() {
+    let out = |stdout: &str, stderr: &str| Output {
+        status: std::process::ExitStatus::default(),
+        stdout: stdout.as_bytes().to_vec(),
+        stderr: stderr.as_bytes().to_vec(),
+    };
+    let names = |ns: &str, node: &str| Names::new(ns, "diff-t-other", node, &[]);
+    // Namespaces written short in the texts below.
+    let out_ns = |stdout: &str, stderr: &str| {
+        let fix = |s: &str| {
+            s.replace("NSA/", "diff-t-kubectl/")
+                .replace("NSB/", "diff-t-kubemaint/")
+        };
+        out(&fix(stdout), &fix(stderr))
+    };
+    let kubectl = out_ns(
+        "node/worker-1 cordoned\n",
+        "error: unable to drain node \"worker-1\" due to error:[cannot delete B: NSA/x, NSA/y, cannot delete A: NSA/z], continuing command...\nThere are pending nodes to be drained:\n worker-1\ncannot delete B: NSA/x, NSA/y\ncannot delete A: NSA/z\n",
+    );
+    let same = out_ns(
+        "node/worker-2 cordoned\n",
+        "preflight: node/worker-2: refused\nerror: unable to drain node \"worker-2\" due to error:[cannot delete A: NSB/z, cannot delete B: NSB/x, NSB/y], continuing command...\nnode/worker-2 is left cordoned by kubemaint\nThere are pending nodes to be drained:\n worker-2\ncannot delete A: NSB/z\ncannot delete B: NSB/x, NSB/y\n",
+    );
+    assert_eq!(
+        compare_lines(
+            (&kubectl, &names("diff-t-kubectl", "worker-1")),
+            (&same, &names("diff-t-kubemaint", "worker-2"))
+        ),
+        Ok(())
+    );
+    let spaced = out_ns(
+        "node/worker-2 cordoned\n",
+        "error: unable to drain node \"worker-2\" due to error: [cannot delete A: NSB/z, cannot delete B: NSB/x, NSB/y], continuing command...\nThere are pending nodes to be drained:\n worker-2\nerror: [cannot delete A: NSB/z, cannot delete B: NSB/x, NSB/y]\n",
+    );
+    let err = compare_lines(
+        (&kubectl, &names("diff-t-kubectl", "worker-1")),
+        (&spaced, &names("diff-t-kubemaint", "worker-2")),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains(
+            "kubemaint printed \"error: unable to drain node \\\"<node>\\\" due to error: ["
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("kubectl's line missing: \"cannot delete A: <ns>/z\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn refused_drain_prints_kubectls_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start_lab(dir.path(), 4, 300);
+    let kubectl = Kubectl::new(&lab.kubeconfig());
+    let ctx = Ctx { lab, kubectl };
+    let cases: Vec<(&str, Vec<&str>, bool, Vec<&str>)> = vec![
+        // A DaemonSet pod, an emptyDir pod and a bare pod, no flags: three filter errors.
+        ("refused", vec!["deploy", "emptydir", "bare"], true, vec![]),
+        // One filter error: no brackets, one closing line.
+        (
+            "refused-one",
+            vec!["deploy", "bare"],
+            false,
+            vec!["--ignore-daemonsets"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, fixtures, ds, flags) in cases {
+        let run = run_scenario(&ctx, name, &fixtures, ds, &flags);
+        if run.kubectl != run.kubemaint {
+            failures.push(format!(
+                "scenario {name}: outcomes differ:\n  kubectl:   {:?}\n  kubemaint: {:?}",
+                run.kubectl, run.kubemaint
+            ));
+        }
+        if let Err(e) = run.lines {
+            failures.push(format!("scenario {name}: lines differ:\n{e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

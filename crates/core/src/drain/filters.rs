@@ -367,11 +367,18 @@ impl FilterOutcome {
     }
 }
 
-/// Formats errors like Go's `utilerrors.NewAggregate(errs).Error()`.
+/// Formats errors like Go's `utilerrors.NewAggregate(errs).Error()`: one message as is,
+/// several in brackets, repeated messages once.
 pub fn aggregate(errors: &[String]) -> Option<String> {
-    match errors {
+    let mut seen = std::collections::BTreeSet::new();
+    let unique: Vec<&str> = errors
+        .iter()
+        .map(String::as_str)
+        .filter(|e| seen.insert(*e))
+        .collect();
+    match unique.as_slice() {
         [] => None,
-        [one] => Some(one.clone()),
+        [one] => Some((*one).to_owned()),
         many => Some(format!("[{}]", many.join(", "))),
     }
 }

@@ -378,9 +378,25 @@ pub fn drained_line(node: &str, dry_run: Option<DryRun>) -> String {
     }
 }
 
-/// kubectl's per-node failure line on stderr.
-pub fn node_failed_line(node: &str, error: &str) -> String {
-    format!("error: unable to drain node \"{node}\" due to error: {error}, continuing command...")
+/// kubectl's per-node failure line on stderr, from the node's errors. kubectl 1.27 prints
+/// `due to error:%s` with no space before the (aggregated) error.
+pub fn node_failed_line(node: &str, errors: &[String]) -> String {
+    format!(
+        "error: unable to drain node \"{node}\" due to error:{}, continuing command...",
+        aggregate(errors).unwrap_or_default()
+    )
+}
+
+/// kubectl's closing lines after `There are pending nodes to be drained:`: drain returns the
+/// aggregate of the failed nodes' aggregated errors, and kubectl's `CheckErr` unwraps an
+/// aggregate of one and prints an aggregate one error per line, without an `error: ` prefix.
+/// So one failed node prints each of its errors on its own line; several nodes print one line
+/// per node, each that node's aggregate (`[a, b]` when it has several).
+pub fn closing_error_lines(failed_nodes: &[Vec<String>]) -> Vec<String> {
+    match failed_nodes {
+        [one] => one.clone(),
+        many => many.iter().filter_map(|errs| aggregate(errs)).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -653,8 +669,30 @@ mod tests {
             "node/n drained (dry run)"
         );
         assert_eq!(
-            node_failed_line("n", "x"),
-            "error: unable to drain node \"n\" due to error: x, continuing command..."
+            node_failed_line("n", &["x".into()]),
+            "error: unable to drain node \"n\" due to error:x, continuing command..."
         );
+        assert_eq!(
+            node_failed_line("n", &["a".into(), "b".into()]),
+            "error: unable to drain node \"n\" due to error:[a, b], continuing command..."
+        );
+    }
+
+    #[test]
+    fn closing_lines_follow_kubectls_check_err() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let cases: Vec<(Vec<Vec<String>>, Vec<String>)> = vec![
+            (vec![], vec![]),
+            // One node: each of its errors on its own line, no prefix.
+            (vec![v(&["a"])], v(&["a"])),
+            (vec![v(&["a", "b", "c"])], v(&["a", "b", "c"])),
+            // Several nodes: one line per node, its errors aggregated.
+            (vec![v(&["a"]), v(&["b", "c"])], v(&["a", "[b, c]"])),
+            // Go's aggregate drops repeated messages.
+            (vec![v(&["a", "a"]), v(&["b"])], v(&["a", "b"])),
+        ];
+        for (nodes, want) in cases {
+            assert_eq!(closing_error_lines(&nodes), want, "{nodes:?}");
+        }
     }
 }

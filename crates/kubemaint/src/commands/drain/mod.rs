@@ -17,10 +17,10 @@ use kube::api::{Api, Patch, PatchParams};
 use kubemaint_core::drain::config::{self, DrainConfig};
 use kubemaint_core::drain::cordon::{AutoUncordon, DryRun, auto_uncordon};
 use kubemaint_core::drain::eviction::{RemovalMethod, removal_method};
-use kubemaint_core::drain::filters::FilterOptions;
+use kubemaint_core::drain::filters::{FilterOptions, aggregate};
 use kubemaint_core::drain::plan::{
-    ClusterSnapshot, DrainOptions, DrainPlan, NodeTarget, NodeVerdict, PodAction, drained_line,
-    node_failed_line, plan_drain,
+    ClusterSnapshot, DrainOptions, DrainPlan, NodeTarget, NodeVerdict, PodAction,
+    closing_error_lines, drained_line, node_failed_line, plan_drain,
 };
 use kubemaint_core::drain::stuck::StuckPolicy;
 use kubemaint_core::duration;
@@ -283,6 +283,7 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         .then(|| evict::PdbGate::start(&client, policy.pdb_version));
     let mut outcomes = Vec::new();
     let mut pending = Vec::new();
+    let mut failed_errors = Vec::new();
     for (i, target) in targets.iter().enumerate() {
         let started = Instant::now();
         let node = &target.name;
@@ -317,8 +318,8 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
             pods: Vec::new(),
             seconds: 0.0,
         };
-        let result: Result<(), String> = if let Some(err) = node_plan.error.clone() {
-            Err(err)
+        let result: Result<(), Vec<String>> = if !node_plan.errors.is_empty() {
+            Err(node_plan.errors.clone())
         } else {
             if !node_plan.warnings.is_empty() {
                 eprintln!("Warning: {}", node_plan.warnings);
@@ -381,10 +382,11 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         };
         match result {
             Ok(()) => say(&drained_line(node, dry_run)),
-            Err(err) => {
-                eprintln!("{}", node_failed_line(node, &err));
+            Err(errs) => {
+                eprintln!("{}", node_failed_line(node, &errs));
                 outcome.status = NodeStatus::Failed;
-                outcome.error = Some(err);
+                outcome.error = aggregate(&errs);
+                failed_errors.push(errs);
                 pending.push(node.clone());
                 if dry_run.is_none() {
                     outcome.left_cordoned =
@@ -404,12 +406,9 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
             eprintln!(" {n}");
         }
     }
-    // kubectl ends by printing the aggregated per-node errors once more.
-    let errors: Vec<String> = outcomes.iter().filter_map(|o| o.error.clone()).collect();
-    match errors.as_slice() {
-        [] => {}
-        [one] => eprintln!("error: {one}"),
-        many => many.iter().for_each(|e| eprintln!("{e}")),
+    // kubectl ends by printing the failed nodes' errors once more.
+    for line in closing_error_lines(&failed_errors) {
+        eprintln!("{line}");
     }
     let report = DrainReport {
         plan,
@@ -517,13 +516,13 @@ async fn drain_pods(
     pdb_gate: Option<evict::PdbGate>,
     machine: bool,
     outcome: &mut NodeOutcome,
-) -> Result<(), String> {
+) -> Result<(), Vec<String>> {
     if pods.is_empty() {
         return Ok(());
     }
     let (tracker, watch_handle) = Tracker::start(client, node)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| vec![e.to_string()])?;
     let deadline = args.timeout.map(|t| Instant::now() + t);
     let blocked = Arc::new(Mutex::new(BTreeMap::new()));
     let stuck = Arc::new(Mutex::new(BTreeMap::new()));
@@ -671,14 +670,14 @@ async fn drain_pods(
             blocked_dry.join(", ")
         ));
     }
-    match kubemaint_core::drain::filters::aggregate(&errors) {
+    match aggregate(&errors) {
         None => Ok(()),
         Some(err) => {
             eprintln!("There are pending pods in node \"{node}\" when an error occurred: {err}");
             for p in pending {
                 eprintln!("{p}");
             }
-            Err(err)
+            Err(errors)
         }
     }
 }
