@@ -115,7 +115,12 @@ mod tests {
     #[test]
     fn node_choices() {
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let cases: Vec<(Vec<String>, Option<&str>, Result<NodeChoice, ConfigError>)> = vec![
+        type Case<'a> = (
+            Vec<String>,
+            Option<&'a str>,
+            Result<NodeChoice, ConfigError>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 names(&["a", "b"]),
                 None,
