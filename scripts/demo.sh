@@ -29,6 +29,9 @@ $bin/kubemaint etcd snapshot save "$backup" --pki-dir "$KUBEMAINT_LAB_DIR/pki" -
 $bin/kubemaint etcd snapshot verify "$backup"
 $bin/kubemaint etcd snapshot status "$backup"
 
+step "plan the next Kubernetes upgrade: versions per node, skew, path, preflight (touches nothing)"
+$bin/kubemaint upgrade plan --target v1.21.14 --pki-dir "$KUBEMAINT_LAB_DIR/pki" --backup-dir "$(dirname "$backup")"
+
 step "plan the drain of worker-1 (touches nothing)"
 $bin/kubemaint drain worker-1 --ignore-daemonsets --delete-emptydir-data --force --dry-run=client
 step "drain worker-1"

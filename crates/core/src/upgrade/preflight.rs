@@ -5,12 +5,18 @@
 
 use std::fmt;
 
+use std::collections::{BTreeMap, HashMap};
+
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
 use super::removed::RemovedApi;
 use super::skew::SkewFinding;
 use super::version::{Minor, Version};
+use crate::drain::pdb::{BlockerKind, SelectorSemantics, node_blockers};
+use crate::drain::{controller_of, is_daemonset_ref, is_finished, is_mirror_pod};
 use crate::upgrade::plan::addon_version;
 
 /// The verdict of one check.
@@ -570,6 +576,65 @@ pub fn check_drain(nodes_checked: usize, blockers: &[DrainBlocker]) -> Check {
     }
 }
 
+/// The drain's PDB preflight for every node: the pods a drain would evict (not mirror pods,
+/// not DaemonSet pods, not finished) judged against the PDBs of their namespace.
+pub fn drain_blockers(
+    nodes: &[Node],
+    pods: &[Pod],
+    pdbs: &[PodDisruptionBudget],
+    sem: SelectorSemantics,
+) -> Vec<DrainBlocker> {
+    let mut pdbs_by_ns: HashMap<&str, Vec<PodDisruptionBudget>> = HashMap::new();
+    for pdb in pdbs {
+        pdbs_by_ns
+            .entry(pdb.metadata.namespace.as_deref().unwrap_or(""))
+            .or_default()
+            .push(pdb.clone());
+    }
+    // node → namespace → pods to evict (only namespaces that have PDBs matter).
+    let mut per_node: HashMap<&str, BTreeMap<&str, Vec<&Pod>>> = HashMap::new();
+    for pod in pods {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+        if !pdbs_by_ns.contains_key(ns)
+            || is_mirror_pod(pod)
+            || is_finished(pod)
+            || controller_of(pod).is_some_and(is_daemonset_ref)
+        {
+            continue;
+        }
+        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+            per_node
+                .entry(node)
+                .or_default()
+                .entry(ns)
+                .or_default()
+                .push(pod);
+        }
+    }
+    let mut out = Vec::new();
+    for node in nodes {
+        let name = node.metadata.name.as_deref().unwrap_or("");
+        let Some(namespaces) = per_node.get(name) else {
+            continue;
+        };
+        for (ns, pods) in namespaces {
+            for blocker in node_blockers(pods, &pdbs_by_ns[ns], sem) {
+                let permanent = match blocker.kind {
+                    BlockerKind::MultiplePdbs | BlockerKind::NeverAllows => true,
+                    BlockerKind::NoDisruptionsNow | BlockerKind::Stale => false,
+                    BlockerKind::Paced => continue,
+                };
+                out.push(DrainBlocker {
+                    node: name.to_string(),
+                    explanation: blocker.explanation,
+                    permanent,
+                });
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,6 +818,69 @@ mod tests {
         assert_eq!(clean[1].status, Status::Warn);
         let none = check_removed_apis(from, Minor::new(1, 21), &[], &[], &[]);
         assert!(none[0].message.contains("no API version is removed"));
+    }
+
+    #[test]
+    fn drain_blockers_per_node() {
+        use crate::drain::testing::{NodeBuilder, PodBuilder, pdb};
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let nodes = vec![
+            NodeBuilder::new("w1").build(),
+            NodeBuilder::new("w2").build(),
+        ];
+        let pods = vec![
+            PodBuilder::new("db", "db-0")
+                .on("w1")
+                .label("app", "db")
+                .rs("db")
+                .build(),
+            PodBuilder::new("web", "web-0")
+                .on("w2")
+                .label("app", "web")
+                .rs("web")
+                .build(),
+            // DaemonSet and mirror pods are not evicted by a drain: never blockers.
+            PodBuilder::new("db", "agent")
+                .on("w2")
+                .label("app", "db")
+                .ds("agent")
+                .build(),
+            PodBuilder::new("db", "static")
+                .on("w2")
+                .label("app", "db")
+                .mirror()
+                .build(),
+        ];
+        let budgets = vec![
+            // maxUnavailable 0: a deadlock whatever the scale.
+            pdb(
+                "db",
+                "db-pdb",
+                "db",
+                None,
+                Some(IntOrString::Int(0)),
+                (0, 1, 1, 1),
+            ),
+            // Healthy budget with room: no blocker.
+            pdb(
+                "web",
+                "web-pdb",
+                "web",
+                None,
+                Some(IntOrString::Int(1)),
+                (1, 2, 1, 2),
+            ),
+        ];
+        let found = drain_blockers(&nodes, &pods, &budgets, SelectorSemantics::V1);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].node, "w1");
+        assert!(found[0].permanent);
+        assert!(
+            found[0].explanation.contains("db/db-pdb"),
+            "{}",
+            found[0].explanation
+        );
+        assert_eq!(check_drain(2, &found).status, Status::Fail);
     }
 
     #[test]

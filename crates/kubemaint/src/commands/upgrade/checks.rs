@@ -1,16 +1,12 @@
 //! Gathering the preflight's facts (the I/O) and handing them to the core's verdicts.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kubemaint_core::drain::pdb::{BlockerKind, SelectorSemantics, node_blockers};
-use kubemaint_core::drain::{controller_of, is_daemonset_ref, is_finished, is_mirror_pod};
 use kubemaint_core::upgrade::preflight::{
-    self, CertFacts, Check, DrainBlocker, EtcdMemberFacts, NodeFacts, RemovedApiUse,
+    self, CertFacts, Check, EtcdMemberFacts, NodeFacts, RemovedApiUse,
 };
 use kubemaint_core::upgrade::removed::RemovedApi;
 use kubemaint_etcd::client::{
@@ -44,66 +40,7 @@ pub fn node_facts(nodes: &[Node]) -> Vec<NodeFacts> {
         .collect()
 }
 
-/// The drain's PDB preflight for every node: the pods a drain would evict (not mirror pods,
-/// not DaemonSet pods, not finished) judged against the PDBs of their namespace.
-pub fn drain_blockers(
-    nodes: &[Node],
-    pods: &[Pod],
-    pdbs: &[PodDisruptionBudget],
-    sem: SelectorSemantics,
-) -> Vec<DrainBlocker> {
-    let mut pdbs_by_ns: HashMap<&str, Vec<PodDisruptionBudget>> = HashMap::new();
-    for pdb in pdbs {
-        pdbs_by_ns
-            .entry(pdb.metadata.namespace.as_deref().unwrap_or(""))
-            .or_default()
-            .push(pdb.clone());
-    }
-    // node → namespace → pods to evict (only namespaces that have PDBs matter).
-    let mut per_node: HashMap<&str, BTreeMap<&str, Vec<&Pod>>> = HashMap::new();
-    for pod in pods {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        if !pdbs_by_ns.contains_key(ns)
-            || is_mirror_pod(pod)
-            || is_finished(pod)
-            || controller_of(pod).is_some_and(is_daemonset_ref)
-        {
-            continue;
-        }
-        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
-            per_node
-                .entry(node)
-                .or_default()
-                .entry(ns)
-                .or_default()
-                .push(pod);
-        }
-    }
-    let mut out = Vec::new();
-    for node in nodes {
-        let name = node.metadata.name.as_deref().unwrap_or("");
-        let Some(namespaces) = per_node.get(name) else {
-            continue;
-        };
-        for (ns, pods) in namespaces {
-            for blocker in node_blockers(pods, &pdbs_by_ns[ns], sem) {
-                let permanent = match blocker.kind {
-                    BlockerKind::MultiplePdbs | BlockerKind::NeverAllows => true,
-                    BlockerKind::NoDisruptionsNow | BlockerKind::Stale => false,
-                    BlockerKind::Paced => continue,
-                };
-                out.push(DrainBlocker {
-                    node: name.to_string(),
-                    explanation: blocker.explanation,
-                    permanent,
-                });
-            }
-        }
-    }
-    out
-}
-
-/// Lists all pods (paged) and PDBs and runs [`drain_blockers`].
+/// Lists all pods (paged) and PDBs and runs the core's [`preflight::drain_blockers`].
 pub async fn drain_check(client: &kube::Client, nodes: &[Node]) -> Check {
     let gathered = async {
         let support = discover(client).await?;
@@ -112,9 +49,10 @@ pub async fn drain_check(client: &kube::Client, nodes: &[Node]) -> Check {
         Ok::<_, anyhow::Error>((pdbs, sem, pods))
     };
     match gathered.await {
-        Ok((pdbs, sem, pods)) => {
-            preflight::check_drain(nodes.len(), &drain_blockers(nodes, &pods, &pdbs, sem))
-        }
+        Ok((pdbs, sem, pods)) => preflight::check_drain(
+            nodes.len(),
+            &preflight::drain_blockers(nodes, &pods, &pdbs, sem),
+        ),
         Err(e) => Check {
             name: "drain-pdb".into(),
             status: preflight::Status::Warn,
