@@ -38,6 +38,11 @@ pub enum ConfigError {
         "--max-concurrent-evictions must be at least 1 (it bounds the evictions in flight per node)"
     )]
     NoConcurrency,
+    /// `--max-parallel-nodes 0`.
+    #[error(
+        "--max-parallel-nodes must be at least 1 (1 drains one node after another, as kubectl)"
+    )]
+    NoParallelNodes,
     /// `--eviction-retry-delay 0`: refused evictions would be retried in a busy loop.
     #[error("--eviction-retry-delay must be more than 0 (kubectl waits 5s)")]
     NoRetryDelay,
@@ -70,6 +75,22 @@ pub struct DrainConfig {
     pub stuck: StuckPolicy,
     /// `--uncordon-on-failure`.
     pub uncordon_on_failure: bool,
+    /// `--max-parallel-nodes`: nodes drained at once (1: one after another, as kubectl).
+    pub max_parallel_nodes: NonZeroUsize,
+    /// `--order`.
+    pub order: NodeOrder,
+}
+
+/// The order nodes are drained in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeOrder {
+    /// As given on the command line, or as listed for a selector (kubectl's order).
+    Given,
+    /// By node name.
+    Name,
+    /// Fewest blocking PodDisruptionBudgets first, then fewest pods to remove, then by name.
+    LeastBlocked,
 }
 
 /// Node names xor a label selector, as kubectl's `drain`/`cordon` accept them.
@@ -92,6 +113,11 @@ pub fn node_choice(
 /// `--max-concurrent-evictions`: at least one.
 pub fn concurrency(n: usize) -> Result<NonZeroUsize, ConfigError> {
     NonZeroUsize::new(n).ok_or(ConfigError::NoConcurrency)
+}
+
+/// `--max-parallel-nodes`: at least one.
+pub fn parallel_nodes(n: usize) -> Result<NonZeroUsize, ConfigError> {
+    NonZeroUsize::new(n).ok_or(ConfigError::NoParallelNodes)
 }
 
 /// `--eviction-retry-delay`: more than zero.
@@ -156,6 +182,8 @@ mod tests {
     #[test]
     fn numbers() {
         assert_eq!(concurrency(0), Err(ConfigError::NoConcurrency));
+        assert_eq!(parallel_nodes(0), Err(ConfigError::NoParallelNodes));
+        assert_eq!(parallel_nodes(4).map(NonZeroUsize::get), Ok(4));
         assert_eq!(concurrency(3).map(NonZeroUsize::get), Ok(3));
         assert_eq!(retry_delay(Duration::ZERO), Err(ConfigError::NoRetryDelay));
         assert_eq!(

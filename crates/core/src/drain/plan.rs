@@ -13,6 +13,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
 use super::capacity::{CapacityReport, Placement, VolumeAffinity, check_capacity};
+use super::config::NodeOrder;
 use super::cordon::{DryRun, cordon_owner, is_cordoned};
 use super::eviction::RemovalMethod;
 use super::filters::{
@@ -385,6 +386,26 @@ pub fn node_failed_line(node: &str, errors: &[String]) -> String {
         "error: unable to drain node \"{node}\" due to error:{}, continuing command...",
         aggregate(errors).unwrap_or_default()
     )
+}
+
+/// The order to drain the plan's nodes in (indices into `plan.nodes`).
+pub fn node_order(plan: &DrainPlan, order: NodeOrder) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..plan.nodes.len()).collect();
+    match order {
+        NodeOrder::Given => {}
+        NodeOrder::Name => idx.sort_by(|&a, &b| plan.nodes[a].node.cmp(&plan.nodes[b].node)),
+        NodeOrder::LeastBlocked => idx.sort_by_key(|&i| {
+            let n = &plan.nodes[i];
+            let blocking = n
+                .pdb_blockers
+                .iter()
+                .filter(|b| b.kind != BlockerKind::Paced)
+                .count();
+            // A node kubectl's filters refuse fails at once: no reason to hold it back.
+            (blocking, n.pods_to_remove().count(), n.node.clone())
+        }),
+    }
+    idx
 }
 
 /// kubectl's closing lines after `There are pending nodes to be drained:`: drain returns the

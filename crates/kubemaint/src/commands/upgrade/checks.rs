@@ -14,7 +14,7 @@ use kubemaint_etcd::client::{
 };
 use kubemaint_etcd::save::manifest::Manifest;
 
-use crate::commands::drain::cluster::{discover, list_pdbs, list_pods};
+use kubemaint_cluster::read::{discover, list_pdbs, list_pods};
 
 /// Page size of the lists the preflight makes (kubectl's default chunk size).
 pub const CHUNK: u32 = 500;

@@ -1,9 +1,10 @@
 //! Reading what the drain planner needs from the cluster: discovery, nodes, pods, PDBs and the
 //! DaemonSet lookups of kubectl's DaemonSet filter.
 
+use crate::ClusterError;
+
 use std::collections::BTreeMap;
 
-use anyhow::Context;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -26,16 +27,16 @@ pub struct PolicySupport {
 }
 
 /// Runs discovery.
-pub async fn discover(client: &kube::Client) -> anyhow::Result<PolicySupport> {
+pub async fn discover(client: &kube::Client) -> Result<PolicySupport, ClusterError> {
     let core = client
         .list_core_api_resources("v1")
         .await
-        .context("discovery of /api/v1 failed")?;
+        .map_err(ClusterError::request("discover /api/v1"))?;
     let eviction = eviction_version_from_discovery(&core.resources);
     let groups = client
         .list_api_groups()
         .await
-        .context("discovery of /apis failed")?;
+        .map_err(ClusterError::request("discover /apis"))?;
     let v1 = groups
         .groups
         .iter()
@@ -62,16 +63,18 @@ pub fn pdb_resource(version: &str) -> ApiResource {
 pub async fn list_pdbs(
     client: &kube::Client,
     version: &str,
-) -> anyhow::Result<(Vec<PodDisruptionBudget>, SelectorSemantics)> {
+) -> Result<(Vec<PodDisruptionBudget>, SelectorSemantics), ClusterError> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &pdb_resource(version));
     let list = api
         .list(&ListParams::default())
         .await
-        .with_context(|| format!("cannot list policy/{version} PodDisruptionBudgets"))?;
+        .map_err(ClusterError::request(format!(
+            "list policy/{version} PodDisruptionBudgets"
+        )))?;
     let mut out = Vec::new();
     for obj in list.items {
-        let v = serde_json::to_value(&obj)?;
-        out.push(serde_json::from_value(v).context("unexpected PodDisruptionBudget shape")?);
+        let v = serde_json::to_value(&obj).map_err(ClusterError::PdbShape)?;
+        out.push(serde_json::from_value(v).map_err(ClusterError::PdbShape)?);
     }
     let sem = if version == "v1" {
         SelectorSemantics::V1
@@ -103,7 +106,7 @@ pub async fn node_pods(
     node: &str,
     pod_selector: Option<&str>,
     chunk: u32,
-) -> anyhow::Result<Vec<Pod>> {
+) -> Result<Vec<Pod>, ClusterError> {
     let api: Api<Pod> = Api::all(client.clone());
     let mut lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
     if let Some(sel) = pod_selector.filter(|s| !s.is_empty()) {
@@ -111,7 +114,9 @@ pub async fn node_pods(
     }
     list_pods(&api, lp, chunk)
         .await
-        .with_context(|| format!("cannot list the pods of node {node}"))
+        .map_err(ClusterError::request(format!(
+            "list the pods of node {node}"
+        )))
 }
 
 /// Does the DaemonSet `GET`s the filters need for these pods.
@@ -146,8 +151,9 @@ pub async fn daemonset_lookups(
 }
 
 /// Node affinity of the volumes bound to claims, for the capacity preflight. A user who may not
-/// list claims or volumes gets the preflight without that check, and a warning saying so.
-pub async fn volume_affinity(client: &kube::Client) -> VolumeAffinity {
+/// list claims or volumes gets the preflight without that check: the error comes back beside
+/// the (empty) map, for a warning.
+pub async fn volume_affinity(client: &kube::Client) -> (VolumeAffinity, Option<kube::Error>) {
     let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
     let listed = async {
@@ -156,13 +162,8 @@ pub async fn volume_affinity(client: &kube::Client) -> VolumeAffinity {
         Ok::<_, kube::Error>((claims, volumes))
     };
     match listed.await {
-        Ok((claims, volumes)) => volume_node_affinity(&claims, &volumes),
-        Err(e) => {
-            eprintln!(
-                "warning: cannot list persistent volumes and claims ({e}); the preflight does not check volume node affinity"
-            );
-            VolumeAffinity::new()
-        }
+        Ok((claims, volumes)) => (volume_node_affinity(&claims, &volumes), None),
+        Err(e) => (VolumeAffinity::new(), Some(e)),
     }
 }
 
@@ -170,16 +171,16 @@ pub async fn volume_affinity(client: &kube::Client) -> VolumeAffinity {
 pub async fn nodes_and_pods(
     client: &kube::Client,
     chunk: u32,
-) -> anyhow::Result<(Vec<Node>, Vec<Pod>)> {
+) -> Result<(Vec<Node>, Vec<Pod>), ClusterError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let nodes = nodes
         .list(&ListParams::default())
         .await
-        .context("cannot list nodes")?
+        .map_err(ClusterError::request("list nodes"))?
         .items;
     let pods: Api<Pod> = Api::all(client.clone());
     let pods = list_pods(&pods, ListParams::default(), chunk)
         .await
-        .context("cannot list pods")?;
+        .map_err(ClusterError::request("list pods"))?;
     Ok((nodes, pods))
 }

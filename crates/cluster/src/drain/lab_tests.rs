@@ -2,8 +2,7 @@
 //! recreated under the same name after kubemaint listed it must not be evicted by mistake. The
 //! UID precondition makes the server answer 409, which counts as done, and the new pod lives on.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -16,8 +15,21 @@ use kubemaint_lab::state::SimSettings;
 use kubemaint_lab::testing::{Kubectl, pod_ready, wait_for};
 use kubemaint_lab::{KubeletMode, Lab, UpOptions};
 
-use super::{PdbGate, PodResult, Remover, Sent, Tracker};
-use crate::commands::drain::cluster;
+use super::evict::{PdbGate, PodResult, Remover, Sent, Tracker};
+use super::{NodeLive, Reporter};
+use crate::read as cluster;
+
+/// Lines go to the test's output.
+struct Print;
+
+impl Reporter for Print {
+    fn out(&self, line: &str) {
+        eprintln!("{line}");
+    }
+    fn err(&self, line: &str) {
+        eprintln!("{line}");
+    }
+}
 
 const STS: &str = "apiVersion: apps/v1
 kind: StatefulSet
@@ -91,11 +103,9 @@ async fn eviction_with_a_stale_uid_is_refused_and_counts_as_done() {
         skip_wait_seconds: 0,
         pdb_gate: PdbGate::inert(),
         tracker,
-        blocked: Arc::new(Mutex::new(BTreeMap::new())),
-        lines_to_stderr: true,
+        live: Arc::new(NodeLive::default()),
+        reporter: Arc::new(Print),
         stuck_policy: StuckPolicy::Fail,
-        stuck: Arc::new(Mutex::new(BTreeMap::new())),
-        bar: None,
         first_gate: Arc::default(),
     };
 

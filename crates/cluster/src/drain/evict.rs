@@ -23,6 +23,9 @@ use kubemaint_core::drain::stuck::{
 };
 use serde::Serialize;
 use tokio::sync::watch;
+
+use super::{NodeLive, Reporter};
+use crate::ClusterError;
 use tokio::time::Instant;
 
 /// How a pod's removal ended.
@@ -85,7 +88,7 @@ impl Tracker {
     pub async fn start(
         client: &kube::Client,
         node: &str,
-    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), ClusterError> {
         let api: Api<Pod> = Api::all(client.clone());
         let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         let (store, writer) = reflector::store();
@@ -112,11 +115,17 @@ impl Tracker {
         store
             .wait_until_ready()
             .await
-            .map_err(|e| anyhow::anyhow!("pod watch on node {node} ended: {e}"))?;
+            .map_err(|source| ClusterError::Watch {
+                what: format!("the pods of node {node}"),
+                source,
+            })?;
         node_store
             .wait_until_ready()
             .await
-            .map_err(|e| anyhow::anyhow!("watch of node {node} ended: {e}"))?;
+            .map_err(|source| ClusterError::Watch {
+                what: format!("node {node}"),
+                source,
+            })?;
         Ok((
             Tracker {
                 store,
@@ -178,7 +187,7 @@ impl PdbGate {
     /// Starts a watch on all PDBs of `version`.
     pub fn start(client: &kube::Client, version: &str) -> (Self, tokio::task::JoinHandle<()>) {
         let api: Api<DynamicObject> =
-            Api::all_with(client.clone(), &super::cluster::pdb_resource(version));
+            Api::all_with(client.clone(), &crate::read::pdb_resource(version));
         let (tx, rx) = watch::channel(0u64);
         let allowed: Arc<Mutex<BTreeMap<String, Budget>>> = Arc::default();
         let map = allowed.clone();
@@ -278,53 +287,35 @@ pub struct Remover {
     pub pdb_gate: PdbGate,
     /// Pod watch of the node.
     pub tracker: Tracker,
-    /// Pods blocked right now.
-    pub blocked: Arc<Mutex<BTreeMap<PodRef, Blocked>>>,
-    /// Print kubectl's stdout lines to stderr (machine output on stdout).
-    pub lines_to_stderr: bool,
+    /// What holds the node up right now (blocked and stuck pods).
+    pub live: Arc<NodeLive>,
+    /// Where kubectl's lines go.
+    pub reporter: Arc<dyn Reporter>,
     /// What to do with pods stuck Terminating on a NotReady node.
     pub stuck_policy: StuckPolicy,
-    /// Pods stuck right now.
-    pub stuck: Arc<Mutex<BTreeMap<PodRef, StuckTerminating>>>,
-    /// The live progress view (stderr is a terminal); event lines are printed above it.
-    pub bar: Option<indicatif::ProgressBar>,
     /// Pods whose first attempt waits for their budget (`namespace/name`) through the watch.
     pub first_gate: Arc<BTreeMap<PodRef, String>>,
 }
 
-enum Sent {
+pub(crate) enum Sent {
     Outcome(EvictionOutcome),
     Transport(String),
 }
 
 impl Remover {
     fn out(&self, line: &str) {
-        let print = || {
-            if self.lines_to_stderr {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
-        };
-        match &self.bar {
-            Some(bar) => bar.suspend(print),
-            None => print(),
-        }
+        self.reporter.out(line);
     }
 
-    /// A line on stderr, above the live progress view if there is one.
     fn err(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
-        }
+        self.reporter.err(line);
     }
 
     fn timed_out(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    async fn send(&self, pod: &Pod, r: &PodRef) -> Sent {
+    pub(crate) async fn send(&self, pod: &Pod, r: &PodRef) -> Sent {
         let opts = DeleteOptions {
             grace_period_seconds: self.grace_period,
             uid: (!r.uid.is_empty())
@@ -445,7 +436,7 @@ impl Remover {
         let mut active = pod;
         let mut attempts = 0u32;
         let mut blocked_by = None;
-        let stuck_map = self.stuck.clone();
+        let live = self.live.clone();
         let done = |result, attempts, blocked_by, error| PodOutcome {
             pod: r.clone(),
             result,
@@ -453,13 +444,14 @@ impl Remover {
             seconds: started.elapsed().as_secs_f64(),
             blocked_by,
             error,
-            stuck: stuck_map.lock().expect("stuck map").remove(&r),
+            stuck: live.stuck.lock().expect("stuck map").remove(&r),
         };
         let (name, ns) = (r.name.clone(), r.namespace.clone());
         if let (None, Some(key)) = (self.dry_run, self.first_gate.get(&r))
             && !self.pdb_gate.try_take(key)
         {
-            self.blocked
+            self.live
+                .blocked
                 .lock()
                 .expect("progress map")
                 .entry(r.clone())
@@ -531,7 +523,8 @@ impl Remover {
                         self.err(&line);
                     }
                     if let Some(what) = what {
-                        self.blocked
+                        self.live
+                            .blocked
                             .lock()
                             .expect("progress map")
                             .entry(r.clone())
@@ -597,6 +590,7 @@ impl Remover {
                     let now = jiff::Timestamp::now();
                     if let Some(s) = stuck_terminating(&p, self.tracker.node().as_deref(), now) {
                         let first = self
+                            .live
                             .stuck
                             .lock()
                             .expect("stuck map")
@@ -625,7 +619,7 @@ impl Remover {
                         }
                         stuck_now = Some(s);
                     } else {
-                        self.stuck.lock().expect("stuck map").remove(&r);
+                        self.live.stuck.lock().expect("stuck map").remove(&r);
                     }
                 }
             }
@@ -681,9 +675,6 @@ impl Remover {
     }
 
     fn unblock(&self, r: &PodRef) {
-        self.blocked.lock().expect("progress map").remove(r);
+        self.live.blocked.lock().expect("progress map").remove(r);
     }
 }
-
-#[cfg(test)]
-mod lab_tests;
