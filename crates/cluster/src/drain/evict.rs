@@ -17,6 +17,7 @@ use kubemaint_core::drain::eviction::{
     RetryWait, classify_eviction_response, eviction_body, next_step,
 };
 use kubemaint_core::drain::filters::should_skip_deleted;
+use kubemaint_core::drain::gate::BudgetGate;
 use kubemaint_core::drain::plan::{evicting_line, removed_line};
 use kubemaint_core::drain::stuck::{
     StuckAction, StuckPolicy, StuckTerminating, stuck_action, stuck_terminating,
@@ -158,20 +159,18 @@ const SAFETY_NET_REARMS: u32 = 3;
 /// does not draw a burst of refused requests from every waiting pod.
 #[derive(Clone)]
 pub struct PdbGate {
-    allowed: Arc<Mutex<BTreeMap<String, Budget>>>,
+    state: Arc<Mutex<GateState>>,
     changes: watch::Receiver<u64>,
 }
 
-/// What the watch last said of one budget.
-#[derive(Debug, Clone, Copy)]
-struct Budget {
-    /// `status.disruptionsAllowed`, minus the attempts handed out since.
-    allowed: i64,
-    /// When the watch last delivered it.
-    updated: Instant,
+/// The pure gate and when the watch last delivered each budget.
+#[derive(Default)]
+struct GateState {
+    gate: BudgetGate,
+    updated: BTreeMap<String, Instant>,
 }
 
-fn pdb_entry(obj: &DynamicObject) -> (String, i64) {
+fn pdb_entry(obj: &DynamicObject) -> (String, i64, Vec<String>) {
     let key = format!(
         "{}/{}",
         obj.metadata.namespace.as_deref().unwrap_or_default(),
@@ -180,7 +179,11 @@ fn pdb_entry(obj: &DynamicObject) -> (String, i64) {
     let allowed = obj.data["status"]["disruptionsAllowed"]
         .as_i64()
         .unwrap_or(0);
-    (key, allowed)
+    let disrupted = obj.data["status"]["disruptedPods"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    (key, allowed, disrupted)
 }
 
 impl PdbGate {
@@ -189,8 +192,8 @@ impl PdbGate {
         let api: Api<DynamicObject> =
             Api::all_with(client.clone(), &crate::read::pdb_resource(version));
         let (tx, rx) = watch::channel(0u64);
-        let allowed: Arc<Mutex<BTreeMap<String, Budget>>> = Arc::default();
-        let map = allowed.clone();
+        let state: Arc<Mutex<GateState>> = Arc::default();
+        let map = state.clone();
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         let handle = tokio::spawn(async move {
             futures::pin_mut!(stream);
@@ -200,18 +203,15 @@ impl PdbGate {
                     let mut m = map.lock().expect("pdb map");
                     match &ev {
                         watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                            let (k, v) = pdb_entry(o);
+                            let (k, v, disrupted) = pdb_entry(o);
                             tracing::debug!(pdb = %k, disruptions_allowed = v, "budget update");
-                            m.insert(
-                                k,
-                                Budget {
-                                    allowed: v,
-                                    updated: Instant::now(),
-                                },
-                            );
+                            m.gate.observe(&k, v, disrupted);
+                            m.updated.insert(k, Instant::now());
                         }
                         watcher::Event::Delete(o) => {
-                            m.remove(&pdb_entry(o).0);
+                            let k = pdb_entry(o).0;
+                            m.gate.forget(&k);
+                            m.updated.remove(&k);
                         }
                         watcher::Event::Init | watcher::Event::InitDone => {}
                     }
@@ -219,39 +219,36 @@ impl PdbGate {
                 tx.send_modify(|v| *v += 1);
             }
         });
-        (
-            PdbGate {
-                allowed,
-                changes: rx,
-            },
-            handle,
-        )
+        (PdbGate { state, changes: rx }, handle)
     }
 
     /// A gate that never opens by itself (no watch): callers fall back to their retry delay.
     pub fn inert() -> Self {
         PdbGate {
-            allowed: Arc::default(),
+            state: Arc::default(),
             changes: watch::channel(0).1,
         }
     }
 
-    fn try_take(&self, key: &str) -> bool {
-        let mut m = self.allowed.lock().expect("pdb map");
-        match m.get_mut(key) {
-            Some(b) if b.allowed > 0 => {
-                b.allowed -= 1;
-                true
-            }
-            _ => false,
-        }
+    /// Takes a disruption of budget `key` for pod `pod` (shared by every node of the run).
+    fn try_take(&self, key: &str, pod: &str) -> bool {
+        self.state.lock().expect("pdb gate").gate.try_take(key, pod)
+    }
+
+    /// Gives back `pod`'s disruption: its eviction did not happen.
+    fn release(&self, key: &str, pod: &str) {
+        self.state.lock().expect("pdb gate").gate.release(key, pod);
+    }
+
+    fn knows(&self, key: &str) -> bool {
+        self.state.lock().expect("pdb gate").gate.knows(key)
     }
 
     /// Whether the watch delivered budget `key` within `window`: then it is alive and a
     /// timed retry would only draw a refusal.
     fn fresh(&self, key: &str, window: Duration) -> bool {
-        let m = self.allowed.lock().expect("pdb map");
-        m.get(key).is_some_and(|b| b.updated.elapsed() < window)
+        let m = self.state.lock().expect("pdb gate");
+        m.updated.get(key).is_some_and(|t| t.elapsed() < window)
     }
 }
 
@@ -380,15 +377,11 @@ impl Remover {
         tokio::time::sleep_until(until).await;
     }
 
-    /// Waits until budget `key` allows a disruption (taking it), or `d` passed, or the deadline.
-    async fn wait_for_budget(&self, key: &str, d: Duration) {
+    /// Waits until budget `key` allows a disruption (taking it for `pod`: then `true`), or `d`
+    /// passed, or the deadline.
+    async fn wait_for_budget(&self, key: &str, pod: &str, d: Duration) -> bool {
         // With the budget under watch, the timed retry is only a safety net for a missed event.
-        let watched = self
-            .pdb_gate
-            .allowed
-            .lock()
-            .expect("pdb map")
-            .contains_key(key);
+        let watched = self.pdb_gate.knows(key);
         let d = if watched {
             d.max(WATCHED_BUDGET_SAFETY_NET)
         } else {
@@ -402,8 +395,8 @@ impl Remover {
         let mut rearmed = 0;
         let mut changes = self.pdb_gate.changes.clone();
         loop {
-            if self.pdb_gate.try_take(key) {
-                return;
+            if self.pdb_gate.try_take(key, pod) {
+                return true;
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => {
@@ -419,11 +412,11 @@ impl Remover {
                         until = deadline(d);
                         continue;
                     }
-                    return;
+                    return false;
                 }
                 r = changes.changed() => if r.is_err() {
                     tokio::time::sleep_until(until).await;
-                    return;
+                    return false;
                 },
             }
         }
@@ -447,25 +440,34 @@ impl Remover {
             stuck: live.stuck.lock().expect("stuck map").remove(&r),
         };
         let (name, ns) = (r.name.clone(), r.namespace.clone());
-        if let (None, Some(key)) = (self.dry_run, self.first_gate.get(&r))
-            && !self.pdb_gate.try_take(key)
-        {
-            self.live
-                .blocked
-                .lock()
-                .expect("progress map")
-                .entry(r.clone())
-                .or_insert(Blocked {
-                    since: Instant::now(),
-                    what: format!("PDB {key}: waiting for it to allow a disruption"),
-                });
-            // Returns when the budget hands us a disruption, or after the safety net / retry
-            // delay: then the eviction is tried anyway and the server decides.
-            self.wait_for_budget(key, self.retry_delay).await;
+        // The budget disruption this pod holds, if any (given back if its eviction fails).
+        let mut held: Option<String> = None;
+        if let (None, Some(key)) = (self.dry_run, self.first_gate.get(&r)) {
+            if self.pdb_gate.try_take(key, &name) {
+                held = Some(key.clone());
+            } else {
+                self.live
+                    .blocked
+                    .lock()
+                    .expect("progress map")
+                    .entry(r.clone())
+                    .or_insert(Blocked {
+                        since: Instant::now(),
+                        what: format!("PDB {key}: waiting for it to allow a disruption"),
+                    });
+                // Returns when the budget hands us a disruption, or after the safety net / retry
+                // delay: then the eviction is tried anyway and the server decides.
+                if self.wait_for_budget(key, &name, self.retry_delay).await {
+                    held = Some(key.clone());
+                }
+            }
         }
         loop {
             if self.timed_out() {
                 self.unblock(&r);
+                if let Some(key) = held.take() {
+                    self.pdb_gate.release(&key, &name);
+                }
                 return done(
                     PodResult::Failed,
                     attempts,
@@ -493,7 +495,13 @@ impl Remover {
                 delay: self.retry_delay,
                 delay_text: &delay,
             };
-            match next_step(outcome, &r, settings) {
+            let step = next_step(outcome, &r, settings);
+            if !matches!(step, NextStep::WaitForDeletion)
+                && let Some(key) = held.take()
+            {
+                self.pdb_gate.release(&key, &name);
+            }
+            match step {
                 NextStep::WaitForDeletion => break,
                 NextStep::Done(gone) => {
                     self.unblock(&r);
@@ -538,7 +546,9 @@ impl Remover {
                     match wait {
                         RetryWait::Pause(d) => self.pause(d).await,
                         RetryWait::Budget { key } => {
-                            self.wait_for_budget(&key, self.retry_delay).await
+                            if self.wait_for_budget(&key, &name, self.retry_delay).await {
+                                held = Some(key);
+                            }
                         }
                     }
                 }

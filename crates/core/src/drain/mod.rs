@@ -11,6 +11,7 @@ pub mod config;
 pub mod cordon;
 pub mod eviction;
 pub mod filters;
+pub mod gate;
 pub mod interpod;
 pub mod node_selection;
 pub mod pdb;
@@ -113,6 +114,7 @@ mod module_graph {
         ("cordon", include_str!("cordon.rs")),
         ("eviction", include_str!("eviction.rs")),
         ("filters", include_str!("filters.rs")),
+        ("gate", include_str!("gate.rs")),
         ("interpod", include_str!("interpod.rs")),
         ("node_selection", include_str!("node_selection.rs")),
         ("pdb", include_str!("pdb.rs")),
