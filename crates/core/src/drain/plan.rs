@@ -408,6 +408,56 @@ pub fn node_order(plan: &DrainPlan, order: NodeOrder) -> Vec<usize> {
     idx
 }
 
+/// How many nodes to drain at once, decided before any change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parallelism {
+    /// As asked.
+    Keep(usize),
+    /// Fewer than asked, and why.
+    Lower {
+        /// Nodes at once.
+        to: usize,
+        /// Why.
+        why: String,
+    },
+    /// Refused: these pods (with the scheduler-like reason) fit on no node that stays, so
+    /// draining several nodes at once would leave them Pending together.
+    Refuse {
+        /// The pods and why each fits nowhere.
+        pods: Vec<(PodRef, String)>,
+    },
+}
+
+/// The batch decision for `--max-parallel-nodes requested`: the plan placed the pods of every
+/// selected node together on the nodes that stay (all selected nodes are cordoned first). One
+/// node at a time keeps kubectl's behaviour (pods that fit nowhere are named by the preflight
+/// and stay Pending); several at once are refused when any pod fits nowhere.
+pub fn parallelism(plan: &DrainPlan, requested: usize) -> Parallelism {
+    let nodes = plan.nodes.len().max(1);
+    if requested <= 1 {
+        return Parallelism::Keep(1);
+    }
+    let pods: Vec<(PodRef, String)> = plan
+        .nodes
+        .iter()
+        .flat_map(|n| n.pods_to_remove())
+        .filter_map(|p| match &p.placement {
+            Some(Placement::NoFit { reason }) => Some((p.pod.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    if !pods.is_empty() {
+        return Parallelism::Refuse { pods };
+    }
+    if requested > nodes {
+        return Parallelism::Lower {
+            to: nodes,
+            why: format!("only {nodes} node(s) selected"),
+        };
+    }
+    Parallelism::Keep(requested)
+}
+
 /// kubectl's closing lines after `There are pending nodes to be drained:`: drain returns the
 /// aggregate of the failed nodes' aggregated errors, and kubectl's `CheckErr` unwraps an
 /// aggregate of one and prints an aggregate one error per line, without an `error: ` prefix.
@@ -696,6 +746,84 @@ mod tests {
         assert_eq!(
             node_failed_line("n", &["a".into(), "b".into()]),
             "error: unable to drain node \"n\" due to error:[a, b], continuing command..."
+        );
+    }
+
+    #[test]
+    fn parallelism_decisions() {
+        let node = |name: &str, placements: &[Option<Placement>]| NodePlan {
+            node: name.into(),
+            found: true,
+            cordoned_before: false,
+            cordon_owner: None,
+            pods: placements
+                .iter()
+                .enumerate()
+                .map(|(i, pl)| PodPlan {
+                    pod: PodRef {
+                        namespace: "ns".into(),
+                        name: format!("{name}-p{i}"),
+                        uid: String::new(),
+                    },
+                    action: PodAction::Evict,
+                    reason: String::new(),
+                    decided_by: FilterName::Unreplicated,
+                    notes: vec![],
+                    controller: None,
+                    pdb: None,
+                    placement: pl.clone(),
+                })
+                .collect(),
+            errors: vec![],
+            error: None,
+            warnings: String::new(),
+            pdb_blockers: vec![],
+            verdict: NodeVerdict::Ready,
+        };
+        let fits = Some(Placement::Fits { node: "w9".into() });
+        let nofit = Some(Placement::NoFit {
+            reason: "0/3 nodes are available: 3 Insufficient cpu.".into(),
+        });
+        let plan = |nodes: Vec<NodePlan>| DrainPlan {
+            options: DrainOptions {
+                filters: FilterOptions::default(),
+                method: RemovalMethod::Delete,
+                dry_run: None,
+            },
+            nodes,
+            capacity: CapacityReport { pods: vec![] },
+        };
+        let fit_all = plan(vec![
+            node("a", std::slice::from_ref(&fits)),
+            node("b", &[fits.clone(), None]),
+        ]);
+        assert_eq!(parallelism(&fit_all, 1), Parallelism::Keep(1));
+        assert_eq!(parallelism(&fit_all, 2), Parallelism::Keep(2));
+        assert_eq!(
+            parallelism(&fit_all, 4),
+            Parallelism::Lower {
+                to: 2,
+                why: "only 2 node(s) selected".into()
+            }
+        );
+        let short = plan(vec![
+            node("a", std::slice::from_ref(&fits)),
+            node("b", std::slice::from_ref(&nofit)),
+        ]);
+        // One at a time is kubectl's behaviour: the preflight names the pod, the drain goes on.
+        assert_eq!(parallelism(&short, 1), Parallelism::Keep(1));
+        assert_eq!(
+            parallelism(&short, 2),
+            Parallelism::Refuse {
+                pods: vec![(
+                    PodRef {
+                        namespace: "ns".into(),
+                        name: "b-p0".into(),
+                        uid: String::new()
+                    },
+                    "0/3 nodes are available: 3 Insufficient cpu.".into()
+                )]
+            }
         );
     }
 

@@ -11,7 +11,9 @@ use clap::Args;
 use kubemaint_cluster::drain::{self as engine, Clients, NodeStatus};
 use kubemaint_core::drain::config::{self, DrainConfig, NodeOrder};
 use kubemaint_core::drain::filters::FilterOptions;
-use kubemaint_core::drain::plan::{DrainPlan, NodeVerdict, closing_error_lines, node_order};
+use kubemaint_core::drain::plan::{
+    DrainPlan, NodeVerdict, Parallelism, closing_error_lines, node_order, parallelism,
+};
 use kubemaint_core::drain::stuck::StuckPolicy;
 use kubemaint_core::duration;
 
@@ -206,6 +208,28 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     if !machine {
         print_preflight(&prepared.plan);
     }
+    // The batch decision comes before any change (the cordons are the first).
+    let parallel = match parallelism(&prepared.plan, parallel) {
+        Parallelism::Keep(n) => n,
+        Parallelism::Lower { to, why } => {
+            eprintln!("--max-parallel-nodes lowered from {parallel} to {to}: {why}");
+            to
+        }
+        Parallelism::Refuse { pods } => {
+            eprintln!(
+                "error: refusing to drain {} nodes at once: {} pod(s) fit on no node that stays, and would stay Pending together:",
+                parallel,
+                pods.len()
+            );
+            for (pod, why) in &pods {
+                eprintln!("  {pod}: {why}");
+            }
+            eprintln!(
+                "add capacity, or rerun with --max-parallel-nodes 1 to drain one node at a time as kubectl does; nothing was changed"
+            );
+            return Ok(exit::FAILURE);
+        }
+    };
     let order = node_order(&prepared.plan, order_rule);
     let selected = order.len();
     let reporter = Arc::new(CliReporter::new(machine));
