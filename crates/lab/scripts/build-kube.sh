@@ -44,6 +44,14 @@ cd "$tree"
 rm -rf vendor/github.com/modern-go/reflect2
 mkdir -p vendor/github.com/modern-go/reflect2
 cp -r /usr/share/gocode/src/github.com/modern-go/reflect2/. vendor/github.com/modern-go/reflect2/
+# The kubernetes build keeps its Go build cache in _output/local/go/cache (hack/lib/golang.sh sets
+# GOCACHE). KUBEMAINT_LAB_GOCACHE puts it elsewhere, so that a throw-away tree (CI's fresh root,
+# scripts/fresh-root.sh) does not recompile unchanged packages; Go keys its cache by content.
+if [ -n "${KUBEMAINT_LAB_GOCACHE:-}" ]; then
+  mkdir -p "$KUBEMAINT_LAB_GOCACHE" _output/local/go
+  rm -rf _output/local/go/cache
+  ln -s "$KUBEMAINT_LAB_GOCACHE" _output/local/go/cache
+fi
 export GOPATH="$PWD/.go" CGO_ENABLED=0 GO111MODULE=off GOFLAGS=-mod=vendor
 export GOFLAGS=
 mkdir -p .go/src/k8s.io
