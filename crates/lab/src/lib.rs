@@ -14,6 +14,7 @@ pub mod binaries;
 pub mod cluster;
 pub mod error;
 pub mod etcd;
+pub mod garage;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod kubelet;

@@ -409,6 +409,17 @@ pub async fn stream_to_file<S: ChunkSource>(
         return Err(e);
     }
     debug_assert_eq!(written, received);
+    check_end(hasher, received, messages, announced)
+}
+
+/// The end-of-stream checks shared by [`stream_to_file`] and [`StreamCheck`]: a trailer is
+/// present, the size has etcd's shape, the announced size arrived, and the SHA-256 matches.
+fn check_end(
+    hasher: HoldbackHasher,
+    received: u64,
+    messages: u64,
+    announced: Option<u64>,
+) -> Result<Streamed, SaveError> {
     let expected = announced.map_or_else(String::new, |a| {
         format!(" of {} expected", a + TRAILER_LEN as u64)
     });
@@ -442,6 +453,64 @@ pub async fn stream_to_file<S: ChunkSource>(
         messages,
         announced_db_size: announced,
     })
+}
+
+/// Checks a snapshot stream as it passes through, for callers that send the bytes somewhere
+/// other than a local file (a compressor, an upload): the same checks as [`stream_to_file`].
+#[derive(Default)]
+pub struct StreamCheck {
+    hasher: HoldbackHasher,
+    received: u64,
+    messages: u64,
+    announced: Option<u64>,
+}
+
+impl std::fmt::Debug for StreamCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamCheck")
+            .field("received", &self.received)
+            .field("messages", &self.messages)
+            .field("announced", &self.announced)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamCheck {
+    /// A check for a stream whose database size is known in advance (re-reading a stored
+    /// snapshot): the size is checked as if the server had announced it.
+    pub fn expecting(db_size: u64) -> Self {
+        StreamCheck {
+            announced: Some(db_size),
+            ..StreamCheck::default()
+        }
+    }
+
+    /// Feeds one message of the stream (`remaining_bytes` and its blob).
+    pub fn message(&mut self, remaining: u64, blob: &[u8]) {
+        let len = blob.len() as u64;
+        if self.announced.is_none() {
+            self.announced = Some(remaining.saturating_add(len));
+        }
+        self.messages += 1;
+        self.received += len;
+        self.hasher.update(blob);
+    }
+
+    /// The size announced by the first message, once one arrived.
+    pub fn announced(&self) -> Option<u64> {
+        self.announced
+    }
+
+    /// Bytes fed so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Checks the end of the stream: trailer present, etcd's size shape, the announced size
+    /// arrived, SHA-256 matches.
+    pub fn finish(self) -> Result<Streamed, SaveError> {
+        check_end(self.hasher, self.received, self.messages, self.announced)
+    }
 }
 
 #[cfg(test)]

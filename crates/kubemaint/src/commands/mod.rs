@@ -1,6 +1,7 @@
 //! The subcommands. Each module owns its raw clap arguments, resolves them into a configuration,
 //! and runs it; [`run`] dispatches and returns the exit code.
 
+pub mod backup;
 pub mod cordon;
 pub mod drain;
 pub mod etcd;
@@ -23,6 +24,8 @@ pub enum Command {
     Etcd(etcd::EtcdArgs),
     /// Kubernetes version upgrades: `upgrade plan` shows versions, skew, path and preflight.
     Upgrade(upgrade::UpgradeArgs),
+    /// Regular etcd backups: run (zstd, age, local dir or S3), list, fetch, prune.
+    Backup(backup::BackupArgs),
 }
 
 /// Runs one command; `Ok` carries the exit code (success or partial), `Err` a failure to report.
@@ -33,5 +36,22 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<i32> {
         Command::Drain(args) => drain::run(args, global).await,
         Command::Etcd(args) => etcd::run(args, global).await,
         Command::Upgrade(args) => upgrade::run(args, global).await,
+        Command::Backup(args) => backup::run(args, global).await,
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }

@@ -42,6 +42,6 @@ pub async fn run(args: EtcdArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         EtcdCommand::Snapshot(SnapshotCommand::Save(a)) => save::run(a, global).await,
         EtcdCommand::Snapshot(SnapshotCommand::Status(a)) => status::run(a, global),
         EtcdCommand::Snapshot(SnapshotCommand::Verify(a)) => verify::run(a, global),
-        EtcdCommand::Snapshot(SnapshotCommand::Restore(a)) => restore::run(a, global),
+        EtcdCommand::Snapshot(SnapshotCommand::Restore(a)) => restore::run_any(a, global).await,
     }
 }

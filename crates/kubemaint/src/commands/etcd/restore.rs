@@ -15,9 +15,16 @@ use crate::output::print_machine;
 /// Arguments of `etcd snapshot restore` (etcdutl's flags, plus Kubernetes defaults and --dry-run).
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The snapshot file (or a raw member/snap/db copy with --skip-hash-check).
-    #[arg(value_name = "FILE")]
+    /// The snapshot file (or a raw member/snap/db copy with --skip-hash-check), or a backup ID
+    /// with --from.
+    #[arg(value_name = "FILE|ID")]
     pub file: PathBuf,
+    /// Restore backup ID from this destination (a directory or s3://bucket/prefix): it is
+    /// fetched, decrypted, decompressed and verified first, next to the data dir.
+    #[arg(long, value_name = "DEST")]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub keys: crate::commands::backup::KeyArgs,
     /// Directory to create; must not exist or be empty (default: <name>.etcd).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -129,7 +136,40 @@ fn output(r: &RestoreReport) -> Output {
     }
 }
 
-/// Runs `etcd snapshot restore`.
+/// Runs `etcd snapshot restore`, fetching a backup first when `--from` is given.
+pub async fn run_any(mut args: RestoreArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
+    let Some(from) = args.from.take() else {
+        return run(args, global);
+    };
+    let id = args.file.to_string_lossy().into_owned();
+    crate::commands::backup::check_id(&id)?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{id}.etcd")));
+    let parent = match data_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // The fetched snapshot sits beside the data dir (same file system, same permissions) and is
+    // removed afterwards.
+    let fetched = parent.join(format!(".{id}.fetched.db"));
+    let _ = std::fs::remove_file(&fetched);
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _cleanup = Remove(fetched.clone());
+    eprintln!("Fetching backup {id} from {from}...");
+    crate::commands::backup::fetch::fetch_to(&id, &from, &args.keys, &fetched).await?;
+    args.data_dir = Some(data_dir);
+    args.file = fetched;
+    run(args, global)
+}
+
+/// Runs `etcd snapshot restore` on a snapshot file.
 pub fn run(args: RestoreArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     if !args.file.is_file() {
         return Err(CodedError::usage(format!(
