@@ -25,7 +25,7 @@ pub struct BackupArgs {
 #[derive(Debug, Subcommand)]
 enum BackupCommand {
     /// Take a backup now: snapshot (SHA-256 checked), zstd, age, upload, manifest, retention.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// List the backups in a destination.
     List(list::ListArgs),
     /// Download, decrypt, decompress and verify a backup into a snapshot file.
@@ -37,7 +37,7 @@ enum BackupCommand {
 /// Runs a `backup` subcommand.
 pub async fn run(args: BackupArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     match args.command {
-        BackupCommand::Run(a) => run::run(a, global).await,
+        BackupCommand::Run(a) => run::run(*a, global).await,
         BackupCommand::List(a) => list::run(a, global).await,
         BackupCommand::Fetch(a) => fetch::run(a, global).await,
         BackupCommand::Prune(a) => prune::run(a, global).await,
