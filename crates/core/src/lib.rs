@@ -11,4 +11,5 @@
 pub mod drain;
 pub mod duration;
 pub mod retention;
+pub mod secret;
 pub mod upgrade;

@@ -7,8 +7,9 @@ use crate::output::OutputFormat;
 /// Global flags: cluster access (kubectl-style), output format and verbosity.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long, global = true, env = "KUBECONFIG", value_name = "PATH")]
+    /// Path to the kubeconfig file (default: the files listed in $KUBECONFIG, merged as kubectl
+    /// merges them, else ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
     pub kubeconfig: Option<std::path::PathBuf>,
     /// The kubeconfig context to use (default: the current context).
     #[arg(long, global = true, value_name = "NAME")]

@@ -20,7 +20,11 @@ pub enum Retry {
     Off,
 }
 
-/// Resolves the kubeconfig (flag, `$KUBECONFIG`, `~/.kube/config`) and context into a kube config.
+/// Resolves the kubeconfig and context into a kube config, as kubectl does: the one file given
+/// by `--kubeconfig`; else the files listed in `$KUBECONFIG`, merged (the first to set a value
+/// wins); else `~/.kube/config`.
+///
+/// kube's errors name the file and the cause, so the messages added here say only what to do.
 pub async fn config(global: &GlobalArgs, retry: Retry) -> anyhow::Result<kube::Config> {
     let options = KubeConfigOptions {
         context: global.context.clone(),
@@ -28,16 +32,16 @@ pub async fn config(global: &GlobalArgs, retry: Retry) -> anyhow::Result<kube::C
     };
     let mut config = match &global.kubeconfig {
         Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).with_context(|| {
-                format!("cannot read kubeconfig {}: check the path given by --kubeconfig or $KUBECONFIG", path.display())
-            })?;
+            let kubeconfig = Kubeconfig::read_from(path)
+                .context("cannot load the kubeconfig given by --kubeconfig: check the path")?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
-                .with_context(|| format!("kubeconfig {} is not usable", path.display()))?
+                .context("the kubeconfig given by --kubeconfig is not usable")?
         }
-        None => kube::Config::from_kubeconfig(&options)
-            .await
-            .context("no usable kubeconfig: pass --kubeconfig PATH or set KUBECONFIG")?,
+        // kube's own lookup: $KUBECONFIG as a list of files merged, else ~/.kube/config.
+        None => kube::Config::from_kubeconfig(&options).await.context(
+            "no usable kubeconfig ($KUBECONFIG, else ~/.kube/config): fix it, or pass --kubeconfig PATH",
+        )?,
     };
     if retry == Retry::Off {
         config.default_retry = false;

@@ -9,7 +9,7 @@ mod global;
 mod kube_client;
 mod output;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::commands::Command;
 use crate::global::GlobalArgs;
@@ -30,6 +30,36 @@ struct Cli {
     command: Command,
 }
 
+/// kubectl runs the executable `kubectl-maint` on `PATH` for `kubectl maint ...`.
+const PLUGIN_EXECUTABLE: &str = "kubectl-maint";
+
+/// The command line; called as `kubectl-maint` (kubectl's plugin, or a link of that name) it
+/// calls itself `kubectl maint` in help, usage and errors.
+pub(crate) fn cli_command() -> clap::Command {
+    let command = Cli::command();
+    let as_plugin = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .map(|n| n == PLUGIN_EXECUTABLE)
+        })
+        .unwrap_or(false);
+    if !as_plugin {
+        return command;
+    }
+    let examples = command
+        .get_after_help()
+        .map(|h| h.to_string().replace("kubemaint ", "kubectl maint "));
+    let command = command
+        .bin_name("kubectl maint")
+        .display_name("kubectl maint");
+    match examples {
+        Some(text) => command.after_help(text),
+        None => command,
+    }
+}
+
 /// Restores the default SIGPIPE action, so `kubemaint ... -o json | head` ends quietly like other
 /// Unix tools instead of panicking on a write to a closed pipe (Rust ignores SIGPIPE by default).
 #[allow(unsafe_code)]
@@ -45,7 +75,7 @@ fn main() {
     // kube brings rustls with `ring`; installing it explicitly keeps a second provider pulled in
     // by any dependency from making rustls panic at the first TLS handshake.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|e| e.exit());
     global::init_logging(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

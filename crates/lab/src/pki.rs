@@ -268,7 +268,9 @@ impl Pki {
 }
 
 /// Client certificates (PEM cert, PEM key) that kubeadm embeds in kubeconfig files.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` names the identities only: no certificate or key body reaches a log.
+#[derive(Clone)]
 pub struct ClientCredentials {
     /// The cluster CA certificate.
     pub ca_pem: String,
@@ -281,6 +283,19 @@ pub struct ClientCredentials {
     /// The simulated kubelets' own identity (kubelet.conf), kept apart from the admin's so the
     /// audit log can leave their traffic out.
     pub kubelet: (String, String),
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pair = "(<certificate>, <private key>)";
+        f.debug_struct("ClientCredentials")
+            .field("ca_pem", &"<certificate>")
+            .field("admin", &pair)
+            .field("controller_manager", &pair)
+            .field("scheduler", &pair)
+            .field("kubelet", &pair)
+            .finish()
+    }
 }
 
 /// The user the simulated kubelets authenticate as.
@@ -310,4 +325,28 @@ pub(crate) fn write_file(path: &Path, contents: &[u8], secret: bool) -> std::io:
         .mode(mode)
         .open(path)?;
     file.write_all(contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pki;
+
+    /// Generated credentials print no certificate or key body through `Debug`.
+    #[test]
+    fn credentials_debug_shows_no_pem() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = Pki::at(dir.path().join("pki")).generate().unwrap();
+        assert!(creds.admin.1.contains("PRIVATE KEY"));
+        let text = format!("{creds:?} {creds:#?}");
+        assert!(!text.contains("-----BEGIN"), "{text}");
+        for body in [
+            &creds.ca_pem,
+            &creds.admin.0,
+            &creds.admin.1,
+            &creds.kubelet.1,
+        ] {
+            let line = body.lines().nth(1).unwrap();
+            assert!(!text.contains(line), "{text}");
+        }
+    }
 }

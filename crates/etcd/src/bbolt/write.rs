@@ -53,7 +53,7 @@ impl Default for WriteOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// I/O on the output.
-    #[error("writing the bbolt file: {0}")]
+    #[error("writing the bbolt file")]
     Io(#[from] std::io::Error),
     /// Keys or bucket names were not strictly ascending.
     #[error(

@@ -14,6 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kubemaint_core::secret::{Secret, redact_user};
+
 use super::files::{FileProbe, TlsFiles};
 use super::kubeadm::{self, KubeadmEtcd};
 
@@ -27,7 +29,9 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_KUBEADM_MANIFEST: &str = "/etc/kubernetes/manifests/etcd.yaml";
 
 /// Connection settings as given on the command line; `None` means "not given".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Its `Debug` shows no password (neither `--password` nor the one in `--user NAME:PASSWORD`).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ConnectionArgs {
     /// `--endpoints` (already split at commas).
     pub endpoints: Option<Vec<String>>,
@@ -46,11 +50,29 @@ pub struct ConnectionArgs {
     /// `--user` (`name` or `name:password`).
     pub user: Option<String>,
     /// `--password`.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// `--pki-dir DIR`: kubeadm's PKI directory (e.g. `/etc/kubernetes/pki`).
     pub pki_dir: Option<PathBuf>,
     /// `--kubeadm [MANIFEST]`: read endpoint and certificates from kubeadm's etcd static pod.
     pub kubeadm_manifest: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ConnectionArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionArgs")
+            .field("endpoints", &self.endpoints)
+            .field("cacert", &self.cacert)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
+            .field("dial_timeout", &self.dial_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("user", &self.user.as_deref().map(redact_user))
+            .field("password", &self.password)
+            .field("pki_dir", &self.pki_dir)
+            .field("kubeadm_manifest", &self.kubeadm_manifest)
+            .finish()
+    }
 }
 
 /// Read-only access to environment variables.
@@ -151,9 +173,9 @@ pub struct ConnectionConfig {
     pub command_timeout: Duration,
     /// Whether `--command-timeout` was given (etcdctl bounds `snapshot save` only then).
     pub command_timeout_explicit: bool,
-    /// User name and password for etcd auth.
+    /// User name and password for etcd auth (the password never shown by `Debug`).
     #[serde(skip)]
-    pub auth: Option<(String, String)>,
+    pub auth: Option<(String, Secret)>,
     /// Notes for the user (e.g. a variable shadowed by a flag).
     pub warnings: Vec<String>,
 }
@@ -541,7 +563,7 @@ pub fn resolve(
 
     let user = pick(args.user, env, "ETCDCTL_USER", str_value, &mut warnings)?;
     let password = pick(
-        args.password,
+        args.password.map(|p| p.expose().to_string()),
         env,
         "ETCDCTL_PASSWORD",
         str_value,
@@ -550,9 +572,9 @@ pub fn resolve(
     let auth = match (user, password) {
         (None, None) => None,
         (None, Some(_)) => return Err(ConfigError::PasswordWithoutUser),
-        (Some(u), Some(p)) => Some((u.value, p.value)),
+        (Some(u), Some(p)) => Some((u.value, Secret::new(p.value))),
         (Some(u), None) => match u.value.split_once(':') {
-            Some((name, pass)) => Some((name.to_string(), pass.to_string())),
+            Some((name, pass)) => Some((name.to_string(), Secret::new(pass))),
             None => return Err(ConfigError::NoPassword(u.value)),
         },
     };
@@ -913,7 +935,7 @@ mod tests {
             &files(&[]),
         )
         .unwrap();
-        assert_eq!(cfg.auth, Some(("root".into(), "pw".into())));
+        assert_eq!(cfg.auth, Some(("root".into(), Secret::new("pw"))));
         let err = resolve(
             ConnectionArgs {
                 user: Some("root".into()),
@@ -924,6 +946,49 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ConfigError::NoPassword(_)));
+    }
+
+    /// No password reaches a `Debug` (logged at -v): not from `--user NAME:PASSWORD`, not from
+    /// `--password`, not from `$ETCDCTL_PASSWORD`, not in the resolved configuration.
+    #[test]
+    fn debug_never_shows_a_password() {
+        let args = ConnectionArgs {
+            user: Some("root:pw-in-user-1".into()),
+            password: None,
+            ..Default::default()
+        };
+        let text = format!("{args:?}");
+        assert!(
+            text.contains("root") && !text.contains("pw-in-user-1"),
+            "{text}"
+        );
+        let cfg = resolve(args, &env(NO_ENV), &files(&[])).unwrap();
+        let text = format!("{cfg:?} {cfg:#?}");
+        assert!(
+            text.contains("root") && !text.contains("pw-in-user-1"),
+            "{text}"
+        );
+
+        let args = ConnectionArgs {
+            user: Some("root".into()),
+            password: Some(Secret::new("pw-flag-2")),
+            ..Default::default()
+        };
+        assert!(!format!("{args:?}").contains("pw-flag-2"));
+        let cfg = resolve(args, &env(NO_ENV), &files(&[])).unwrap();
+        assert!(!format!("{cfg:?}").contains("pw-flag-2"));
+        assert_eq!(
+            cfg.auth.as_ref().map(|(_, p)| p.expose()),
+            Some("pw-flag-2")
+        );
+
+        let args = ConnectionArgs {
+            user: Some("root".into()),
+            ..Default::default()
+        };
+        let cfg = resolve(args, &env(&[("ETCDCTL_PASSWORD", "pw-env-3")]), &files(&[])).unwrap();
+        assert!(!format!("{cfg:?}").contains("pw-env-3"));
+        assert!(!serde_json::to_string(&cfg).unwrap().contains("pw-env-3"));
     }
 
     #[test]

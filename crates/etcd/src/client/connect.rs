@@ -545,7 +545,7 @@ impl MemberClient {
         let options = config
             .auth
             .as_ref()
-            .map(|(u, p)| etcd_client::ConnectOptions::new().with_user(u.clone(), p.clone()));
+            .map(|(u, p)| etcd_client::ConnectOptions::new().with_user(u.clone(), p.expose()));
         let client = tokio::time::timeout(
             config.dial_timeout + config.command_timeout,
             Client::from_channel(etcd_client::Channel::Tonic(channel), options),

@@ -118,7 +118,7 @@ pub enum RestoreError {
         actual: String,
     },
     /// The bbolt image is unreadable.
-    #[error("snapshot {path} is not a readable etcd database: {source}")]
+    #[error("snapshot {path} is not a readable etcd database")]
     Source {
         /// Snapshot path.
         path: PathBuf,
@@ -134,10 +134,10 @@ pub enum RestoreError {
         what: String,
     },
     /// Writing the new bbolt file failed.
-    #[error("writing the restored database: {0}")]
+    #[error("writing the restored database")]
     Write(#[from] WriteError),
     /// Other I/O.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         /// What we were doing.
         what: &'static str,

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -32,7 +32,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The bbolt image is malformed.
-    #[error("snapshot file integrity check failed: {0}")]
+    #[error(transparent)]
     Bbolt(#[from] crate::bbolt::Error),
     /// A key in bucket `key` is not an etcd revision (17 bytes, or 18 with a trailing `t`).
     #[error(

@@ -47,7 +47,7 @@ impl From<&Error> for Fault {
             Error::Bbolt(b) => Fault {
                 offset: b.offset(),
                 page: b.page(),
-                message: b.to_string(),
+                message: crate::error_chain(b),
             },
             Error::BadRevisionKey { offset, .. } | Error::BadKeyValue { offset, .. } => Fault {
                 offset: Some(*offset),
@@ -57,7 +57,7 @@ impl From<&Error> for Fault {
             _ => Fault {
                 offset: None,
                 page: None,
-                message: e.to_string(),
+                message: crate::error_chain(e),
             },
         }
     }

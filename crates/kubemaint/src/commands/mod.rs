@@ -2,6 +2,7 @@
 //! and runs it; [`run`] dispatches and returns the exit code.
 
 pub mod backup;
+pub mod completion;
 pub mod cordon;
 pub mod drain;
 pub mod etcd;
@@ -22,6 +23,8 @@ pub enum Command {
     Drain(drain::DrainArgs),
     /// etcd backups: snapshot save, status, verify and restore.
     Etcd(etcd::EtcdArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...), as `kubectl completion`.
+    Completion(completion::CompletionArgs),
     /// Kubernetes version upgrades: `upgrade plan` shows versions, skew, path and preflight.
     Upgrade(upgrade::UpgradeArgs),
     /// Regular etcd backups: run (zstd, age, local dir or S3), list, fetch, prune.
@@ -35,6 +38,10 @@ pub async fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<i32> {
         Command::Uncordon(args) => cordon::run(args, global, false).await,
         Command::Drain(args) => drain::run(args, global).await,
         Command::Etcd(args) => etcd::run(args, global).await,
+        Command::Completion(args) => {
+            completion::run(&args, crate::cli_command());
+            Ok(crate::exit::SUCCESS)
+        }
         Command::Upgrade(args) => upgrade::run(args, global).await,
         Command::Backup(args) => backup::run(args, global).await,
     }

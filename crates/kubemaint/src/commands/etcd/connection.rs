@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use kubemaint_core::duration;
+use kubemaint_core::secret::{Secret, redact_user};
 use kubemaint_etcd::client::config::{
     self, ConnectionArgs as LibArgs, ConnectionConfig, DEFAULT_KUBEADM_MANIFEST, ProcessEnv,
 };
@@ -17,8 +18,8 @@ use crate::exit::CodedError;
 
 /// How to reach etcd: etcdctl's flags, each also read from `ETCDCTL_<FLAG>` (e.g.
 /// `ETCDCTL_ENDPOINTS`, `ETCDCTL_CACERT`, `ETCDCTL_CERT`, `ETCDCTL_KEY`, `ETCDCTL_DIAL_TIMEOUT`),
-/// plus kubeadm discovery.
-#[derive(Debug, Clone, Args)]
+/// plus kubeadm discovery. Its `Debug` shows no password.
+#[derive(Clone, Args)]
 #[command(
     next_help_heading = "etcd connection (etcdctl flags; each also read from ETCDCTL_<FLAG>)"
 )]
@@ -50,7 +51,7 @@ pub struct ConnectionArgs {
     pub user: Option<String>,
     /// Password for --user [env: ETCDCTL_PASSWORD].
     #[arg(long, value_name = "PASSWORD")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// kubeadm PKI directory: uses DIR/etcd/ca.crt and DIR/etcd/healthcheck-client.{crt,key}
     /// (else DIR/apiserver-etcd-client.{crt,key}).
     #[arg(long, value_name = "DIR", conflicts_with = "kubeadm")]
@@ -65,6 +66,24 @@ pub struct ConnectionArgs {
         default_missing_value = DEFAULT_KUBEADM_MANIFEST
     )]
     pub kubeadm: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ConnectionArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionArgs")
+            .field("endpoints", &self.endpoints)
+            .field("cacert", &self.cacert)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
+            .field("dial_timeout", &self.dial_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("user", &self.user.as_deref().map(redact_user))
+            .field("password", &self.password)
+            .field("pki_dir", &self.pki_dir)
+            .field("kubeadm", &self.kubeadm)
+            .finish()
+    }
 }
 
 impl ConnectionArgs {

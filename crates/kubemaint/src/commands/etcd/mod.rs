@@ -6,8 +6,12 @@ pub mod save;
 pub mod status;
 pub mod verify;
 
+use std::path::Path;
+
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use crate::exit::{CodedError, USAGE};
 use crate::global::GlobalArgs;
 
 /// Arguments of `etcd`.
@@ -34,6 +38,28 @@ enum SnapshotCommand {
     Verify(verify::VerifyArgs),
     /// Turn a snapshot into a data dir real etcd boots from (as `etcdutl snapshot restore`).
     Restore(restore::RestoreArgs),
+}
+
+/// The first half of the snapshot commands' exit rule ([`crate::exit::SNAPSHOT_EXIT_CODES`]):
+/// a FILE that cannot be opened as a file is bad usage (2); faults found once it is read are
+/// the file's damage (1).
+pub fn open_snapshot_path(path: &Path) -> anyhow::Result<()> {
+    let opened = std::fs::File::open(path)
+        .and_then(|f| f.metadata())
+        .with_context(|| {
+            format!(
+                "cannot open snapshot {}: give the path of a snapshot file",
+                path.display()
+            )
+        })
+        .map_err(|e| CodedError::wrap(USAGE, e))?;
+    if !opened.is_file() {
+        return Err(CodedError::usage(format!(
+            "{} is not a file: give the path of a snapshot file",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Runs an `etcd` subcommand.

@@ -8,12 +8,13 @@ use kubemaint_etcd::restore::{
     RestoreError, RestoreOptions, RestoreReport, RevisionFlags, restore,
 };
 
-use crate::exit::{CodedError, SUCCESS};
+use crate::exit::{CodedError, SUCCESS, USAGE};
 use crate::global::GlobalArgs;
 use crate::output::print_machine;
 
 /// Arguments of `etcd snapshot restore` (etcdutl's flags, plus Kubernetes defaults and --dry-run).
 #[derive(Debug, Args)]
+#[command(after_help = crate::exit::SNAPSHOT_EXIT_CODES)]
 pub struct RestoreArgs {
     /// The snapshot file (or a raw member/snap/db copy with --skip-hash-check), or a backup ID
     /// with --from.
@@ -171,12 +172,7 @@ pub async fn run_any(mut args: RestoreArgs, global: &GlobalArgs) -> anyhow::Resu
 
 /// Runs `etcd snapshot restore` on a snapshot file.
 pub fn run(args: RestoreArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
-    if !args.file.is_file() {
-        return Err(CodedError::usage(format!(
-            "{} is not a file: give the path of a snapshot file",
-            args.file.display()
-        )));
-    }
+    super::open_snapshot_path(&args.file)?;
     let opts = RestoreOptions {
         snapshot: args.file.clone(),
         data_dir: args.data_dir,
@@ -200,14 +196,12 @@ pub fn run(args: RestoreArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         );
     }
     let report = restore(&opts).map_err(|e| match e {
-        // Bad flags, bad input files and an occupied target: nothing was written.
+        // Bad flags or an occupied target: bad usage, nothing was written.
         RestoreError::Plan(_)
         | RestoreError::DataDirNotEmpty(_)
-        | RestoreError::WalDirExists(_)
-        | RestoreError::MissingHash(_)
-        | RestoreError::HashMismatch { .. }
-        | RestoreError::Source { .. }
-        | RestoreError::Unsupported { .. } => CodedError::usage(e.to_string()),
+        | RestoreError::WalDirExists(_) => CodedError::wrap(USAGE, e),
+        // A damaged snapshot (MissingHash, HashMismatch, Source, Unsupported) or a failed write:
+        // exit 1, as `verify` and `status` do for a damaged file.
         other => anyhow::Error::new(other).context("restore failed; the target was not created"),
     })?;
     let out = output(&report);

@@ -6,12 +6,12 @@ use anyhow::Context;
 use clap::Args;
 use kubemaint_etcd::snapshot::{FileStatus, StatusOptions, humanize_bytes, status_file};
 
-use crate::exit::CodedError;
 use crate::global::GlobalArgs;
 use crate::output::print_machine;
 
 /// Arguments of `etcd snapshot status`.
 #[derive(Debug, Args)]
+#[command(after_help = crate::exit::SNAPSHOT_EXIT_CODES)]
 pub struct StatusArgs {
     /// The snapshot file (or a raw `member/snap/db`, reported with a warning).
     #[arg(value_name = "FILE")]
@@ -23,12 +23,7 @@ pub struct StatusArgs {
 
 /// Runs `etcd snapshot status`.
 pub fn run(args: StatusArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
-    if !args.file.is_file() {
-        return Err(CodedError::usage(format!(
-            "{} is not a file: give the path of a snapshot taken with `kubemaint etcd snapshot save` or `etcdctl snapshot save`",
-            args.file.display()
-        )));
-    }
+    super::open_snapshot_path(&args.file)?;
     let mut prefix = args
         .registry_prefix
         .trim_end_matches('/')

@@ -1,15 +1,18 @@
 //! `kubemaint etcd snapshot verify`: SHA-256 trailer and full bbolt/etcd structure; the first fault
-//! is named with its file offset and page. Exit 0 if valid, 1 if not, 2 if the file cannot be read.
+//! is named with its file offset and page. Exit codes as [`crate::exit::SNAPSHOT_EXIT_CODES`]:
+//! 0 valid, 1 damaged, 2 the file cannot be opened.
 
+use anyhow::Context;
 use clap::Args;
 use kubemaint_etcd::snapshot::{StatusOptions, TrailerCheck, verify};
 
-use crate::exit::{CodedError, FAILURE, SUCCESS};
+use crate::exit::{FAILURE, SUCCESS};
 use crate::global::GlobalArgs;
 use crate::output::print_machine;
 
 /// Arguments of `etcd snapshot verify`.
 #[derive(Debug, Args)]
+#[command(after_help = crate::exit::SNAPSHOT_EXIT_CODES)]
 pub struct VerifyArgs {
     /// The snapshot file.
     #[arg(value_name = "FILE")]
@@ -31,14 +34,9 @@ struct Output<'a> {
 
 /// Runs `etcd snapshot verify`.
 pub fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
-    if !args.file.is_file() {
-        return Err(CodedError::usage(format!(
-            "{} is not a file: give the path of a snapshot file",
-            args.file.display()
-        )));
-    }
+    super::open_snapshot_path(&args.file)?;
     let report = verify(&args.file, &StatusOptions::default())
-        .map_err(|e| CodedError::usage(format!("cannot read {}: {e}", args.file.display())))?;
+        .with_context(|| format!("cannot check {}", args.file.display()))?;
     let valid = report.is_valid(args.skip_hash_check);
     let out = Output {
         file: args.file.display().to_string(),
