@@ -331,7 +331,8 @@ fn etcd_password_is_not_logged() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("s.db");
     let endpoint = format!("--endpoints=http://127.0.0.1:{port}");
-    let runs: [(Vec<&str>, Vec<(&str, &str)>); 2] = [
+    type Run<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let runs: [Run; 2] = [
         (vec!["--user=root:pw-from-flag-1234"], vec![]),
         (
             vec!["--user=root"],
