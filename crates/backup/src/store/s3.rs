@@ -39,7 +39,9 @@ pub struct S3Store {
 }
 
 /// Credentials and settings read from the shared AWS profile files.
-#[derive(Debug, Default, PartialEq, Eq)]
+///
+/// Its `Debug` shows whether the secret key and session token are set, never their values.
+#[derive(Default, PartialEq, Eq)]
 pub struct Profile {
     /// `aws_access_key_id`.
     pub access_key_id: Option<String>,
@@ -405,9 +407,31 @@ impl Store for S3Store {
     }
 }
 
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Profile")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &hidden(&self.secret_access_key))
+            .field("session_token", &hidden(&self.session_token))
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let creds = "[default]\naws_access_key_id = AKID\naws_secret_access_key = very-secret-key\naws_session_token = very-secret-token\n";
+        let p = read_profile("default", Some(creds), None);
+        let text = format!("{p:?} {p:#?}");
+        assert!(text.contains("AKID"), "{text}");
+        assert!(!text.contains("very-secret"), "{text}");
+    }
 
     #[test]
     fn profiles_are_read() {
