@@ -145,16 +145,16 @@ impl S3Store {
         let endpoint = b
             .get_config_value(&AmazonS3ConfigKey::Endpoint)
             .unwrap_or_else(|| "AWS S3".to_string());
-        if endpoint.starts_with("http://") {
-            b = b.with_allow_http(true);
-        }
         // Fail in seconds, not minutes, when the store is down; a few retries for blips.
         let retry = RetryConfig {
             max_retries: 3,
             retry_timeout: Duration::from_secs(30),
             ..RetryConfig::default()
         };
+        // The client options carry allow-http too, so it is set here (setting it on the builder
+        // first would be overwritten by `with_client_options`).
         let client = ClientOptions::new()
+            .with_allow_http(endpoint.starts_with("http://"))
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(300));
         let store = b
