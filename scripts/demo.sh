@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the lab: bring a real control plane up with a demo workload, then run a
-# maintenance round on it with kubemaint: back up etcd, drain a worker (plan first), bring it
-# back, and check the backup.
+# maintenance round on it with kubemaint: back up etcd (snapshot, then an encrypted backup
+# restored into a new data dir), plan the next Kubernetes upgrade, drain a worker (plan first),
+# bring it back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -28,6 +29,20 @@ step "back up etcd first (kubeadm layout: certificates found under --pki-dir)"
 $bin/kubemaint etcd snapshot save "$backup" --pki-dir "$KUBEMAINT_LAB_DIR/pki" --endpoints "$ETCDCTL_ENDPOINTS"
 $bin/kubemaint etcd snapshot verify "$backup"
 $bin/kubemaint etcd snapshot status "$backup"
+
+step "regular backup: the snapshot streamed through zstd and age (passphrase) into a backup store; retention keeps 3"
+store=${KUBEMAINT_DEMO_STORE:-/tmp/kubemaint-demo-backups}
+rm -rf "$store" "$store.restored"
+install -d -m 0700 "$store.keys"
+[ -s "$store.keys/pass" ] || (umask 077; head -c 32 /dev/urandom | base64 > "$store.keys/pass")
+$bin/kubemaint backup run --to "$store" --pki-dir "$KUBEMAINT_LAB_DIR/pki" --endpoints "$ETCDCTL_ENDPOINTS" \
+  --passphrase-file "$store.keys/pass" --keep-last 3
+$bin/kubemaint backup list --from "$store"
+step "restore that backup by its ID into a new data dir (decrypt, decompress, SHA-256 checked; the lab's etcd keeps running)"
+id=$($bin/kubemaint backup list --from "$store" -o json | jq -r '.backups[-1].id')
+$bin/kubemaint etcd snapshot restore "$id" --from "$store" --passphrase-file "$store.keys/pass" \
+  --data-dir "$store.restored" --name cp-1 \
+  --initial-cluster cp-1=https://127.0.0.1:2380 --initial-advertise-peer-urls https://127.0.0.1:2380
 
 step "plan the next Kubernetes upgrade: versions per node, skew, path, preflight (touches nothing)"
 $bin/kubemaint upgrade plan --target v1.21.14 --pki-dir "$KUBEMAINT_LAB_DIR/pki" --backup-dir "$(dirname "$backup")"
