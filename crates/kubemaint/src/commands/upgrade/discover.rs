@@ -32,7 +32,7 @@ pub enum ReadError {
         message: String,
     },
     /// The server could not be reached or the answer not read.
-    #[error("{what}: {source}")]
+    #[error("{what} failed")]
     Transport {
         /// What was read.
         what: String,
