@@ -253,15 +253,6 @@ pub struct CapacityReport {
     pub pods: Vec<PodPlacement>,
 }
 
-impl CapacityReport {
-    /// Pods that fit nowhere (or whose requests were invalid).
-    pub fn unplaced(&self) -> impl Iterator<Item = &PodPlacement> {
-        self.pods
-            .iter()
-            .filter(|p| !matches!(p.placement, Placement::Fits { .. }))
-    }
-}
-
 struct NodeState<'a> {
     node: &'a Node,
     name: String,

@@ -306,19 +306,6 @@ pub enum PodPdbVerdict {
     },
 }
 
-impl PodPdbVerdict {
-    /// Whether an eviction attempt now is expected to be accepted.
-    pub fn evictable_now(&self) -> bool {
-        matches!(
-            self,
-            Self::NotCovered
-                | Self::Ignored { .. }
-                | Self::UnhealthyAllowed { .. }
-                | Self::Allowed { .. }
-        )
-    }
-}
-
 /// The server's `canIgnorePDB`: terminal or Pending pods, and pods already being deleted.
 pub fn can_ignore_pdb(pod: &Pod) -> Option<String> {
     if pod.metadata.deletion_timestamp.is_some() {

@@ -189,13 +189,6 @@ pub struct RestoreReport {
     pub leftovers: Vec<PathBuf>,
 }
 
-impl RestoreReport {
-    /// Raft index (and WAL commit) of the restored cluster: the number of members.
-    pub fn commit_index(&self) -> u64 {
-        self.membership.members.len() as u64
-    }
-}
-
 /// Whether a file of `len` bytes ends with etcd's 32-byte SHA-256 trailer (`hasChecksum`).
 pub fn has_trailer(len: u64) -> bool {
     len % 512 == 32
