@@ -5,6 +5,8 @@
 //! - [`read`]: discovery (Eviction and PodDisruptionBudget API versions) and the listings the
 //!   drain planner needs (nodes, pods, PDBs, DaemonSets, volume node affinity).
 //! - [`nodes`]: resolving node names or a selector, and kubectl's cordon / uncordon.
+//! - [`upgrade`]: the reads behind upgrade plans: every component's version per node and the
+//!   preflight facts that need the API.
 //! - [`drain`]: the drain engine, driven by a resolved [`kubemaint_core::drain::config::DrainConfig`]:
 //!   [`drain::prepare`] reads and plans, [`drain::Prepared::run`] cordons and removes pods,
 //!   reporting kubectl's lines through a [`drain::Reporter`] and returning a
@@ -17,6 +19,7 @@
 pub mod drain;
 pub mod nodes;
 pub mod read;
+pub mod upgrade;
 
 /// Errors of the cluster edge. Messages say what failed and what to check; the API error is
 /// the source.

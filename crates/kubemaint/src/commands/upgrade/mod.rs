@@ -2,11 +2,11 @@
 //! target and the preflight, in one answer.
 //!
 //! Flow: raw clap args → [`PlanConfig`] (target, release index, what to check) → discovery
-//! ([`discover::ClusterReader`]) → the core's pure planner and preflight verdicts → output
+//! ([`kubemaint_cluster::upgrade::versions`]) → the core's pure planner and preflight verdicts
+//! (facts from [`kubemaint_cluster::upgrade::checks`] and the local [`checks`]) → output
 //! ([`render`]).
 
 pub mod checks;
-pub mod discover;
 pub mod render;
 
 use std::path::PathBuf;
@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use kubemaint_cluster::upgrade::checks as api_checks;
+use kubemaint_cluster::upgrade::versions as discover;
 use kubemaint_core::upgrade::plan::{PlanError, plan};
 use kubemaint_core::upgrade::preflight::{self, Check};
 use kubemaint_core::upgrade::releases::{ReleaseFile, ReleaseIndex};
@@ -210,7 +212,9 @@ async fn run_plan(config: PlanConfig, global: &GlobalArgs) -> anyhow::Result<i32
     })?;
 
     let mut checks: Vec<Check> = Vec::new();
-    checks.extend(preflight::check_nodes(&checks::node_facts(&snapshot.nodes)));
+    checks.extend(preflight::check_nodes(&api_checks::node_facts(
+        &snapshot.nodes,
+    )));
     checks.push(preflight::check_current_skew(&upgrade.current_findings));
     let kubelets: Vec<(String, Version)> = found
         .state
@@ -220,8 +224,10 @@ async fn run_plan(config: PlanConfig, global: &GlobalArgs) -> anyhow::Result<i32
         .map(|k| (k.node.clone().unwrap_or_default(), k.version.clone()))
         .collect();
     checks.push(preflight::check_kubelets_behind(&current, &kubelets));
-    checks.push(checks::drain_check(&client, &snapshot.nodes).await);
-    checks.extend(checks::removed_api_check(&client, current.minor_of(), target.minor_of()).await);
+    checks.push(api_checks::drain_check(&client, &snapshot.nodes).await);
+    checks.extend(
+        api_checks::removed_api_check(&client, current.minor_of(), target.minor_of()).await,
+    );
     let target_etcd = config
         .index
         .get(target.minor_of())

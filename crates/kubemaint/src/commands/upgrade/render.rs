@@ -15,8 +15,8 @@ use kubemaint_core::upgrade::skew::{Component, SkewFinding};
 use kubemaint_core::upgrade::{Minor, Version};
 use serde::Serialize;
 
-use super::discover::{Discovered, Interpreted};
 use crate::output::OutputFormat;
+use kubemaint_cluster::upgrade::versions::{Discovered, Interpreted};
 
 /// Everything printed.
 pub struct Report<'a> {
