@@ -6,7 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The Kubernetes version the lab's control plane is built at.
+use kubemaint_core::upgrade::releases::Release;
+use kubemaint_core::upgrade::{ReleaseIndex, Version};
+
+/// The Kubernetes version the lab's control plane is built at: the real one, and the default.
+///
+/// Any other version the lab runs is a **stand-in**: this version's code relinked with another
+/// version stamp (`KUBE_GIT_VERSION_FILE`, see `scripts/build-kube.sh`), so `/version`,
+/// `--version` and everything the lab derives from the version say it, while the behaviour is
+/// v1.20.2's. Real processes, real restarts, a version label.
 pub const KUBE_VERSION: &str = "v1.20.2";
 /// etcd from Debian bookworm's `etcd-server` package.
 pub const ETCD_34: &str = "3.4.23";
@@ -15,12 +23,27 @@ pub const ETCD_35: &str = "3.5.1";
 /// The environment variable that overrides the cache directory.
 pub const CACHE_ENV: &str = "KUBEMAINT_LAB_CACHE";
 
+/// The control-plane binaries built per version.
+const KUBE_BINARIES: [&str; 3] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+
 const BUILD_KUBE: &str = include_str!("../scripts/build-kube.sh");
 const FETCH_ETCD: &str = include_str!("../scripts/fetch-etcd.sh");
 
 /// Errors about the lab's binaries.
 #[derive(Debug, thiserror::Error)]
 pub enum BinariesError {
+    /// A Kubernetes version the lab cannot run.
+    #[error("--kubernetes-version {version:?}: {reason}")]
+    BadVersion {
+        /// The version asked for.
+        version: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// A binary is not in the cache.
     #[error(
         "{what} is missing at {path}: run `kubemaint-lab prepare` first (it builds and caches the lab's binaries)"
@@ -50,6 +73,56 @@ pub enum BinariesError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// True when `version` is a stand-in (not [`KUBE_VERSION`], the code the binaries really are).
+pub fn is_stand_in(version: &str) -> bool {
+    version != KUBE_VERSION
+}
+
+/// A version as the lab prints it: a stand-in says so.
+pub fn describe_version(version: &str) -> String {
+    if is_stand_in(version) {
+        format!("{version} (stand-in: {KUBE_VERSION} code relinked with another version stamp)")
+    } else {
+        version.to_string()
+    }
+}
+
+/// Checks a control-plane version the lab is asked to run: a release `v1.N.P` whose minor the
+/// release index knows (the lab takes each minor's etcd and CoreDNS images from it).
+pub fn check_kube_version(version: &str) -> Result<Release, BinariesError> {
+    let bad = |reason: String| BinariesError::BadVersion {
+        version: version.to_string(),
+        reason,
+    };
+    let parsed = Version::parse(version).map_err(|e| bad(e.to_string()))?;
+    if !version.starts_with('v') || !parsed.is_release() || parsed.to_string() != version {
+        return Err(bad("expected a release like v1.19.16".into()));
+    }
+    ReleaseIndex::builtin()
+        .get(parsed.minor_of())
+        .cloned()
+        .ok_or_else(|| {
+            bad(format!(
+                "the lab knows the minors of kubemaint's release index ({}), not {}",
+                index_range(),
+                parsed.minor_of()
+            ))
+        })
+}
+
+fn index_range() -> String {
+    let index = ReleaseIndex::builtin();
+    let minors: Vec<String> = index
+        .iter()
+        .map(|r| r.version.minor_of().to_string())
+        .collect();
+    format!(
+        "{}–{}",
+        minors.first().map_or("", String::as_str),
+        minors.last().map_or("", String::as_str)
+    )
 }
 
 /// An etcd release available in the lab.
@@ -101,14 +174,8 @@ impl Binaries {
 
     /// Fails naming the first missing binary.
     pub fn check(&self) -> Result<(), BinariesError> {
-        let mut all = vec![
-            ("kube-apiserver", self.kube("kube-apiserver")),
-            (
-                "kube-controller-manager",
-                self.kube("kube-controller-manager"),
-            ),
-            ("kube-scheduler", self.kube("kube-scheduler")),
-        ];
+        self.check_kube(KUBE_VERSION)?;
+        let mut all = vec![("kubeadm", self.kubeadm())];
         for v in [EtcdVersion::V3_4, EtcdVersion::V3_5] {
             all.push(("etcd", self.etcd(v)));
             all.push(("etcdctl", self.etcdctl(v)));
@@ -125,12 +192,54 @@ impl Binaries {
         Ok(())
     }
 
-    /// A control-plane binary.
+    /// The real `kubeadm` v1.20.2, built from the same source as the control plane (a test
+    /// oracle: e.g. `kubeadm upgrade plan` against a lab; see [`crate::kubeadm`] for the layout).
+    pub fn kubeadm(&self) -> PathBuf {
+        self.kube("kubeadm")
+    }
+
+    /// A control-plane binary at [`KUBE_VERSION`].
     pub fn kube(&self, name: &str) -> PathBuf {
+        self.kube_at(KUBE_VERSION, name)
+    }
+
+    /// A control-plane binary (`kube-apiserver`, `kube-controller-manager`, `kube-scheduler`)
+    /// at `version`: `CACHE/kube-VERSION/bin/NAME` (a stand-in unless [`KUBE_VERSION`]).
+    pub fn kube_at(&self, version: &str, name: &str) -> PathBuf {
         self.cache
-            .join(format!("kube-{KUBE_VERSION}"))
+            .join(format!("kube-{version}"))
             .join("bin")
             .join(name)
+    }
+
+    /// Fails naming the first control-plane binary missing at `version`.
+    pub fn check_kube(&self, version: &str) -> Result<(), BinariesError> {
+        for name in KUBE_BINARIES {
+            let path = self.kube_at(version, name);
+            if !path.is_file() {
+                return Err(BinariesError::Missing {
+                    what: format!("{name} {}", describe_version(version)),
+                    path,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure the control-plane binaries at `version` are in the cache, relinking the
+    /// [`KUBE_VERSION`] build with that version stamp when they are not (about 10 s per binary
+    /// with a warm Go build cache). Concurrent calls wait for each other (a lock in the script).
+    pub fn ensure_kube(&self, version: &str) -> Result<(), BinariesError> {
+        check_kube_version(version)?;
+        if self.check_kube(version).is_ok() {
+            return Ok(());
+        }
+        run_script(
+            &format!("build the control plane at {}", describe_version(version)),
+            BUILD_KUBE,
+            &[self.cache.as_os_str(), std::ffi::OsStr::new(version)],
+        )?;
+        self.check_kube(version)
     }
     /// `etcd` of a version.
     pub fn etcd(&self, v: EtcdVersion) -> PathBuf {
@@ -159,11 +268,10 @@ impl Binaries {
             FETCH_ETCD,
             &[cache.as_os_str()],
         )?;
-        let kube_dir = cache.join(format!("kube-{KUBE_VERSION}"));
         run_script(
-            "build kube-apiserver, kube-controller-manager, kube-scheduler v1.20.2 from Debian sources",
+            "build kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm v1.20.2 from Debian sources",
             BUILD_KUBE,
-            &[kube_dir.as_os_str()],
+            &[cache.as_os_str(), std::ffi::OsStr::new(KUBE_VERSION)],
         )?;
         let bins = Self {
             cache: cache.to_path_buf(),

@@ -42,6 +42,9 @@ pub struct UpOptions {
     pub workers: u32,
     /// Number of control-plane nodes.
     pub control_planes: u32,
+    /// The control plane's version: [`KUBE_VERSION`] (real) or a stand-in (that code relinked
+    /// with another version stamp, built on demand; see [`crate::binaries::describe_version`]).
+    pub kube_version: String,
     /// The kubelet version every node reports at first.
     pub kubelet_version: String,
     /// Which etcd runs the cluster.
@@ -61,6 +64,7 @@ impl UpOptions {
             dir: dir.into(),
             workers,
             control_planes: 1,
+            kube_version: KUBE_VERSION.to_string(),
             kubelet_version: KUBE_VERSION.to_string(),
             etcd_version: EtcdVersion::V3_4,
             sim: SimSettings::default(),
@@ -100,6 +104,8 @@ impl Lab {
             ));
         }
         let binaries = Binaries::locate()?;
+        binaries.ensure_kube(&opts.kube_version)?;
+        let kube_version = opts.kube_version.clone();
         let dir = absolute(&opts.dir)?;
         std::fs::create_dir_all(&dir).map_err(|source| LabError::Io {
             path: dir.clone(),
@@ -122,6 +128,7 @@ impl Lab {
             name: "etcd".into(),
             program: binaries.etcd(opts.etcd_version),
             args: etcd.args.clone(),
+            node: Some("cp-1".into()),
         };
         let etcd_url = etcd.client_url.clone();
         std::mem::forget(etcd); // the lab owns the process now; `down` stops it by pid file
@@ -156,7 +163,8 @@ impl Lab {
         let p = |rel: &str| pki.path(rel).display().to_string();
         let apiserver = Component {
             name: "kube-apiserver".into(),
-            program: binaries.kube("kube-apiserver"),
+            program: binaries.kube_at(&kube_version, "kube-apiserver"),
+            node: Some("cp-1".into()),
             args: vec![
                 "--bind-address=127.0.0.1".into(),
                 format!("--secure-port={}", ports[0]),
@@ -201,7 +209,8 @@ impl Lab {
         let conf = |f: &str| dir.join(f).display().to_string();
         let controller_manager = Component {
             name: "kube-controller-manager".into(),
-            program: binaries.kube("kube-controller-manager"),
+            program: binaries.kube_at(&kube_version, "kube-controller-manager"),
+            node: Some("cp-1".into()),
             args: vec![
                 format!("--kubeconfig={}", conf("controller-manager.conf")),
                 format!(
@@ -234,7 +243,8 @@ impl Lab {
         };
         let scheduler = Component {
             name: "kube-scheduler".into(),
-            program: binaries.kube("kube-scheduler"),
+            program: binaries.kube_at(&kube_version, "kube-scheduler"),
+            node: Some("cp-1".into()),
             args: vec![
                 format!("--kubeconfig={}", conf("scheduler.conf")),
                 format!("--authentication-kubeconfig={}", conf("scheduler.conf")),
@@ -254,6 +264,7 @@ impl Lab {
                 name: format!("cp-{i}"),
                 control_plane: true,
                 kubelet_version: opts.kubelet_version.clone(),
+                control_plane_version: Some(kube_version.clone()),
                 running: true,
                 restarts: 0,
                 index: nodes.len() as u32,
@@ -264,6 +275,7 @@ impl Lab {
                 name: format!("worker-{i}"),
                 control_plane: false,
                 kubelet_version: opts.kubelet_version.clone(),
+                control_plane_version: None,
                 running: true,
                 restarts: 0,
                 index: nodes.len() as u32,
@@ -274,7 +286,7 @@ impl Lab {
             apiserver_url,
             etcd_url,
             etcd_version: opts.etcd_version.as_str().to_string(),
-            kube_version: KUBE_VERSION.to_string(),
+            kube_version,
             components: vec![etcd_component, apiserver, controller_manager, scheduler],
             nodes,
             sim: opts.sim.clone(),

@@ -13,13 +13,80 @@ use crate::api::create;
 use crate::error::LabError;
 use crate::state::{LabState, NodeSpec};
 
-/// etcd image tag kubeadm v1.20 deploys.
-pub const ETCD_IMAGE: &str = "k8s.gcr.io/etcd:3.4.13-0";
-/// CoreDNS image kubeadm v1.20 deploys.
-pub const COREDNS_IMAGE: &str = "k8s.gcr.io/coredns:1.7.0";
+/// The images kubeadm deploys for a Kubernetes version, as the lab shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Images {
+    /// `k8s.gcr.io/kube-apiserver:VERSION`.
+    pub kube_apiserver: String,
+    /// `k8s.gcr.io/kube-controller-manager:VERSION`.
+    pub kube_controller_manager: String,
+    /// `k8s.gcr.io/kube-scheduler:VERSION`.
+    pub kube_scheduler: String,
+    /// `k8s.gcr.io/kube-proxy:VERSION`.
+    pub kube_proxy: String,
+    /// etcd at the tag kubeadm of that minor pins (`k8s.gcr.io/etcd:3.4.13-0`).
+    pub etcd: String,
+    /// CoreDNS at the tag kubeadm of that minor pins (`k8s.gcr.io/coredns:1.7.0`; from 1.21 the
+    /// image is `coredns/coredns:vX.Y.Z`).
+    pub coredns: String,
+}
+
+impl Images {
+    /// The images for `version`, with etcd and CoreDNS from kubemaint's release index (the
+    /// versions kubeadm pins per minor: `kubemaint_core::upgrade::releases`). A minor the index
+    /// does not know gets v1.20's add-ons (the lab refuses such control-plane versions earlier).
+    pub fn for_version(version: &str) -> Images {
+        let (etcd, coredns) = match crate::binaries::check_kube_version(version) {
+            Ok(release) => (release.etcd, release.coredns),
+            Err(_) => ("3.4.13-0".to_string(), "1.7.0".to_string()),
+        };
+        // kubeadm's default registry moved to registry.k8s.io in 1.25.
+        let minor = kubemaint_core::upgrade::Version::parse(version)
+            .map(|v| v.minor)
+            .unwrap_or(20);
+        let registry = if minor >= 25 {
+            "registry.k8s.io"
+        } else {
+            "k8s.gcr.io"
+        };
+        let coredns = if coredns.starts_with('v') {
+            format!("{registry}/coredns/coredns:{coredns}")
+        } else {
+            format!("{registry}/coredns:{coredns}")
+        };
+        Images {
+            kube_apiserver: format!("{registry}/kube-apiserver:{version}"),
+            kube_controller_manager: format!("{registry}/kube-controller-manager:{version}"),
+            kube_scheduler: format!("{registry}/kube-scheduler:{version}"),
+            kube_proxy: format!("{registry}/kube-proxy:{version}"),
+            etcd: format!("{registry}/etcd:{etcd}"),
+            coredns,
+        }
+    }
+
+    /// The image of a control-plane component (`etcd`, `kube-apiserver`, ...).
+    pub fn control_plane(&self, component: &str) -> Option<&str> {
+        match component {
+            "etcd" => Some(&self.etcd),
+            "kube-apiserver" => Some(&self.kube_apiserver),
+            "kube-controller-manager" => Some(&self.kube_controller_manager),
+            "kube-scheduler" => Some(&self.kube_scheduler),
+            _ => None,
+        }
+    }
+}
+
+/// The `kubelet-config-1.N` ConfigMap name kubeadm uses for a version.
+pub fn kubelet_config_name(version: &str) -> String {
+    let minor = kubemaint_core::upgrade::Version::parse(version)
+        .map(|v| v.minor)
+        .unwrap_or(20);
+    format!("kubelet-config-1.{minor}")
+}
 
 /// Creates the cluster-level kubeadm objects (idempotent).
 pub async fn create_objects(client: &kube::Client, state: &LabState) -> Result<(), LabError> {
+    let images = Images::for_version(&state.kube_version);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
     create(&cms, json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -27,12 +94,7 @@ pub async fn create_objects(client: &kube::Client, state: &LabState) -> Result<(
         "data": { "ClusterConfiguration": cluster_configuration(state), "ClusterStatus": cluster_status(state) }
     }))
     .await?;
-    create(&cms, json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": { "name": "kubelet-config-1.20", "namespace": "kube-system" },
-        "data": { "kubelet": "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\nclusterDNS:\n- 10.96.0.10\nclusterDomain: cluster.local\nrotateCertificates: true\nstaticPodPath: /etc/kubernetes/manifests\n" }
-    }))
-    .await?;
+    create(&cms, kubelet_config(&state.kube_version)).await?;
     create(&cms, json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": { "name": "kube-proxy", "namespace": "kube-system", "labels": { "app": "kube-proxy" } },
@@ -63,7 +125,7 @@ pub async fn create_objects(client: &kube::Client, state: &LabState) -> Result<(
                     "nodeSelector": { "kubernetes.io/os": "linux" },
                     "tolerations": [{ "key": "CriticalAddonsOnly", "operator": "Exists" }, { "operator": "Exists" }],
                     "containers": [{
-                        "name": "kube-proxy", "image": format!("k8s.gcr.io/kube-proxy:{}", state.kube_version),
+                        "name": "kube-proxy", "image": images.kube_proxy,
                         "command": ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf", "--hostname-override=$(NODE_NAME)"],
                         "env": [{ "name": "NODE_NAME", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } }],
                         "securityContext": { "privileged": true },
@@ -90,7 +152,7 @@ pub async fn create_objects(client: &kube::Client, state: &LabState) -> Result<(
                     "nodeSelector": { "kubernetes.io/os": "linux" },
                     "tolerations": [{ "key": "CriticalAddonsOnly", "operator": "Exists" }, { "key": "node-role.kubernetes.io/master", "effect": "NoSchedule" }],
                     "containers": [{
-                        "name": "coredns", "image": COREDNS_IMAGE, "args": ["-conf", "/etc/coredns/Corefile"],
+                        "name": "coredns", "image": images.coredns, "args": ["-conf", "/etc/coredns/Corefile"],
                         "resources": { "limits": { "memory": "170Mi" }, "requests": { "cpu": "100m", "memory": "70Mi" } },
                         "ports": [{ "containerPort": 53, "name": "dns", "protocol": "UDP" }, { "containerPort": 53, "name": "dns-tcp", "protocol": "TCP" }],
                         "volumeMounts": [{ "name": "config-volume", "mountPath": "/etc/coredns", "readOnly": true }]
@@ -115,7 +177,17 @@ pub async fn create_objects(client: &kube::Client, state: &LabState) -> Result<(
     })
 }
 
-fn cluster_configuration(state: &LabState) -> String {
+/// The `kubelet-config-1.N` ConfigMap kubeadm writes for a version.
+pub fn kubelet_config(version: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": kubelet_config_name(version), "namespace": "kube-system" },
+        "data": { "kubelet": "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\nclusterDNS:\n- 10.96.0.10\nclusterDomain: cluster.local\nrotateCertificates: true\nstaticPodPath: /etc/kubernetes/manifests\n" }
+    })
+}
+
+/// `kubeadm-config`'s `ClusterConfiguration` for the lab at `state.kube_version`.
+pub fn cluster_configuration(state: &LabState) -> String {
     format!(
         "apiServer:\n  extraArgs:\n    authorization-mode: Node,RBAC\n  timeoutForControlPlane: 4m0s\napiVersion: kubeadm.k8s.io/v1beta2\ncertificatesDir: {pki}\nclusterName: kubernetes\ncontrolPlaneEndpoint: \"\"\ncontrollerManager: {{}}\ndns:\n  type: CoreDNS\netcd:\n  local:\n    dataDir: {data}\nimageRepository: k8s.gcr.io\nkind: ClusterConfiguration\nkubernetesVersion: {ver}\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/12\nscheduler: {{}}\n",
         pki = state.dir.join("pki").display(),
@@ -149,42 +221,39 @@ fn etcd_flag(state: &LabState, key: &str) -> Option<String> {
         .find_map(|a| a.strip_prefix(&prefix).map(str::to_string))
 }
 
-fn component_args(state: &LabState, name: &str) -> Vec<String> {
+/// The flags of `node`'s component of kind `kind` (a lab whose components name no node — an
+/// older `lab.json` — has one of each).
+fn component_args(state: &LabState, node: &str, kind: &str) -> Vec<String> {
     state
-        .components
-        .iter()
-        .find(|c| c.name == name)
+        .components_of(node)
+        .find(|c| c.kind() == kind)
+        .or_else(|| state.components.iter().find(|c| c.name == kind))
         .map(|c| c.args.clone())
         .unwrap_or_default()
 }
 
-/// The static control-plane pods of a control-plane node, as the mirror pods its kubelet posts.
+/// The static control-plane pods of a control-plane node, as the mirror pods its kubelet posts,
+/// with the image tags of the node's control-plane version.
 pub fn static_pods(node: &NodeSpec, state: &LabState, node_uid: &str) -> Vec<Value> {
-    let ver = &state.kube_version;
+    let images = Images::for_version(state.control_plane_version(node));
     let mut pods = Vec::new();
-    for (component, image, program) in [
-        ("etcd", ETCD_IMAGE.to_string(), "etcd"),
-        (
-            "kube-apiserver",
-            format!("k8s.gcr.io/kube-apiserver:{ver}"),
-            "kube-apiserver",
-        ),
-        (
-            "kube-controller-manager",
-            format!("k8s.gcr.io/kube-controller-manager:{ver}"),
-            "kube-controller-manager",
-        ),
-        (
-            "kube-scheduler",
-            format!("k8s.gcr.io/kube-scheduler:{ver}"),
-            "kube-scheduler",
-        ),
+    for component in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
     ] {
-        let mut command = vec![program.to_string()];
-        command.extend(component_args(state, component));
+        let image = images.control_plane(component).unwrap_or_default();
+        let mut command = vec![component.to_string()];
+        command.extend(component_args(state, &node.name, component));
+        // The kubelet hashes the whole manifest: a new image or new flags make a new mirror pod.
         let hash = format!(
             "{:032x}",
-            simple_hash(&format!("{}/{component}/{}", node.name, command.join(" ")))
+            simple_hash(&format!(
+                "{}/{component}/{image}/{}",
+                node.name,
+                command.join(" ")
+            ))
         );
         let mut annotations = json!({
             "kubernetes.io/config.hash": hash, "kubernetes.io/config.mirror": hash,

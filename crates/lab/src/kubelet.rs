@@ -592,18 +592,20 @@ fn fxhash(s: &str) -> u128 {
     })
 }
 
-/// A kubelet creates a mirror pod for each static pod in `/etc/kubernetes/manifests`.
+/// A kubelet creates a mirror pod for each static pod in `/etc/kubernetes/manifests`, and
+/// replaces it (delete, create) when the manifest changed: a new `kubernetes.io/config.hash`.
 async fn ensure_mirror_pods(
     client: &kube::Client,
     spec: &NodeSpec,
     state: &LabState,
     store: &reflector::Store<Pod>,
 ) -> anyhow::Result<()> {
-    let existing: HashSet<String> = store
+    const HASH: &str = "kubernetes.io/config.hash";
+    let existing: HashMap<String, (Option<String>, Option<String>)> = store
         .state()
         .iter()
         .filter(|p| p.namespace().as_deref() == Some("kube-system"))
-        .map(|p| p.name_any())
+        .map(|p| (p.name_any(), (p.annotations().get(HASH).cloned(), p.uid())))
         .collect();
     let nodes: Api<Node> = Api::all(client.clone());
     let Some(node) = nodes.get_opt(&spec.name).await? else {
@@ -615,8 +617,23 @@ async fn ensure_mirror_pods(
             .as_str()
             .unwrap_or_default()
             .to_string();
-        if existing.contains(&name) {
-            continue;
+        if let Some((hash, uid)) = existing.get(&name) {
+            if hash.as_deref() == pod["metadata"]["annotations"][HASH].as_str() {
+                continue;
+            }
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&name, &dp).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         match api
             .create(&PostParams::default(), &serde_json::from_value(pod)?)

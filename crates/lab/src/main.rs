@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kubemaint_lab::binaries::Binaries;
+use kubemaint_lab::binaries::{Binaries, describe_version, is_stand_in};
 use kubemaint_lab::state::{LabState, SimSettings};
 use kubemaint_lab::{EtcdVersion, KubeletMode, Lab, UpOptions, process};
 
@@ -32,7 +32,12 @@ struct DirArg {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Fetch etcd 3.4.23 and 3.5.1 and build the v1.20.2 control plane into the cache (idempotent).
-    Prepare,
+    Prepare {
+        /// Also prepare a stand-in control plane at this version (v1.20.2's code relinked with
+        /// another version stamp; ~30 s). Repeatable.
+        #[arg(long = "kubernetes-version", value_name = "VERSION")]
+        kubernetes_versions: Vec<String>,
+    },
     /// Start a lab: PKI, etcd (TLS), apiserver, controller-manager, scheduler, simulated kubelets.
     Up {
         #[command(flatten)]
@@ -43,9 +48,14 @@ enum Cmd {
         /// Control-plane nodes (each gets the control-plane labels, taint and mirror pods).
         #[arg(long, default_value_t = 1)]
         control_planes: u32,
-        /// The kubelet version the nodes report.
+        /// The control plane's version. v1.20.2 is the real one; any other (e.g. v1.19.16) is a
+        /// stand-in: v1.20.2's code relinked with that version stamp (built on first use), so
+        /// /version, image tags, kubeadm-config, kube-proxy and CoreDNS all say that version.
         #[arg(long, default_value = kubemaint_lab::binaries::KUBE_VERSION)]
-        kubelet_version: String,
+        kubernetes_version: String,
+        /// The kubelet version the nodes report (default: the control plane's version).
+        #[arg(long)]
+        kubelet_version: Option<String>,
         /// Which etcd runs the cluster: 3.4 (Debian 3.4.23, default) or 3.5 (3.5.1).
         #[arg(long, default_value = "3.4", value_parser = ["3.4", "3.5"])]
         etcd: String,
@@ -147,9 +157,22 @@ fn main() {
 
 async fn run(cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Prepare => {
+        Cmd::Prepare {
+            kubernetes_versions,
+        } => {
             let started = Instant::now();
+            for v in &kubernetes_versions {
+                kubemaint_lab::binaries::check_kube_version(v)?;
+            }
             let bins = Binaries::prepare(&Binaries::cache_dir())?;
+            for v in &kubernetes_versions {
+                bins.ensure_kube(v)?;
+                println!(
+                    "control plane {} ready in {}",
+                    describe_version(v),
+                    bins.kube_at(v, "").display()
+                );
+            }
             println!(
                 "lab binaries ready in {} ({:.1} s)",
                 bins.cache.display(),
@@ -160,6 +183,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             dir,
             workers,
             control_planes,
+            kubernetes_version,
             kubelet_version,
             etcd,
             ready_delay_ms,
@@ -169,7 +193,9 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             let started = Instant::now();
             let mut opts = UpOptions::new(dir.dir, workers);
             opts.control_planes = control_planes;
-            opts.kubelet_version = kubelet_version;
+            kubemaint_lab::binaries::check_kube_version(&kubernetes_version)?;
+            opts.kubelet_version = kubelet_version.unwrap_or_else(|| kubernetes_version.clone());
+            opts.kube_version = kubernetes_version;
             opts.etcd_version = if etcd == "3.5" {
                 EtcdVersion::V3_5
             } else {
@@ -199,7 +225,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 "lab up in {:.1} s: {} node(s), Kubernetes {}, etcd {}",
                 started.elapsed().as_secs_f64(),
                 lab.state.nodes.len(),
-                lab.state.kube_version,
+                describe_version(&lab.state.kube_version),
                 lab.state.etcd_version
             );
             print_env(&lab.state);
@@ -231,7 +257,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             println!(
                 "lab {} — Kubernetes {}, etcd {} at {}",
                 state.dir.display(),
-                state.kube_version,
+                describe_version(&state.kube_version),
                 state.etcd_version,
                 state.etcd_url
             );
@@ -251,9 +277,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .await
                 .context("cannot list nodes: is the apiserver running?")?;
             println!(
-                "{:<14} {:<10} {:<9} {:<10} KUBELET",
-                "NODE", "ROLE", "STATUS", "SIM"
+                "{:<14} {:<10} {:<9} {:<10} {:<10} CONTROL PLANE",
+                "NODE", "ROLE", "STATUS", "SIM", "KUBELET"
             );
+            let mut stand_ins = false;
             for spec in &state.nodes {
                 let node = list
                     .items
@@ -269,8 +296,15 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     .and_then(|n| n.status.as_ref()?.node_info.as_ref())
                     .map(|i| i.kubelet_version.clone())
                     .unwrap_or_default();
-                println!(
-                    "{:<14} {:<10} {:<9} {:<10} {}",
+                let control_plane = if spec.control_plane {
+                    let v = state.control_plane_version(spec);
+                    stand_ins |= is_stand_in(v);
+                    format!("{v}{}", if is_stand_in(v) { " *" } else { "" })
+                } else {
+                    String::new()
+                };
+                let line = format!(
+                    "{:<14} {:<10} {:<9} {:<10} {:<10} {}",
                     spec.name,
                     if spec.control_plane {
                         "control"
@@ -279,7 +313,15 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     },
                     status,
                     if spec.running { "running" } else { "stopped" },
-                    version
+                    version,
+                    control_plane
+                );
+                println!("{}", line.trim_end());
+            }
+            if stand_ins {
+                println!(
+                    "* stand-in: {} code relinked with another version stamp",
+                    kubemaint_lab::binaries::KUBE_VERSION
                 );
             }
         }

@@ -53,6 +53,13 @@ pub struct NodeSpec {
     pub control_plane: bool,
     /// The kubelet (and kube-proxy) version it reports.
     pub kubelet_version: String,
+    /// On a control-plane node, the version of its control-plane components (the binaries its
+    /// kube-apiserver, controller-manager and scheduler run, and its static pods' image tags);
+    /// `None` on a worker. Control-plane nodes may differ (one node upgraded before the others).
+    /// A version other than [`crate::binaries::KUBE_VERSION`] is a stand-in
+    /// ([`crate::binaries::describe_version`]).
+    #[serde(default)]
+    pub control_plane_version: Option<String>,
     /// False after `node stop`: no more lease renewals or status updates.
     pub running: bool,
     /// A counter bumped by `node upgrade` (and restarts) so the simulator notices a kubelet restart.
@@ -83,12 +90,27 @@ impl Default for SimSettings {
 /// A control-plane component process and how to (re)start it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Component {
-    /// Process name (`etcd`, `kube-apiserver`, ...).
+    /// Process name, unique in the lab (its pid and log file names): `etcd`, `kube-apiserver`,
+    /// ... or, with several control-plane nodes, `kube-apiserver-cp-2` (kind, `-`, node).
     pub name: String,
     /// Program path.
     pub program: PathBuf,
     /// Its flags.
     pub args: Vec<String>,
+    /// The control-plane node it belongs to (`cp-1`); `None` for a process of the whole lab.
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+impl Component {
+    /// What it is, as its static pod's `component` label says (`etcd`, `kube-apiserver`,
+    /// `kube-controller-manager`, `kube-scheduler`): the name without a `-NODE` suffix.
+    pub fn kind(&self) -> &str {
+        self.node
+            .as_deref()
+            .and_then(|node| self.name.strip_suffix(node)?.strip_suffix('-'))
+            .unwrap_or(&self.name)
+    }
 }
 
 /// The whole state file.
@@ -102,7 +124,9 @@ pub struct LabState {
     pub etcd_url: String,
     /// etcd's version.
     pub etcd_version: String,
-    /// The control-plane version.
+    /// The cluster's Kubernetes version as kubeadm records it: `kubeadm-config`'s
+    /// `kubernetesVersion`, the kube-proxy image (what `kubeadm upgrade apply` set last). Each
+    /// control-plane node's own components are at [`NodeSpec::control_plane_version`].
     pub kube_version: String,
     /// Components in start order.
     pub components: Vec<Component>,
@@ -144,6 +168,28 @@ impl LabState {
             .iter_mut()
             .find(|n| n.name == name)
             .ok_or_else(|| StateError::NoSuchNode(name.to_string()))
+    }
+
+    /// The node called `name` (read only).
+    pub fn node(&self, name: &str) -> Result<&NodeSpec, StateError> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| StateError::NoSuchNode(name.to_string()))
+    }
+
+    /// The version of a control-plane node's components (the cluster's version when unset).
+    pub fn control_plane_version<'a>(&'a self, node: &'a NodeSpec) -> &'a str {
+        node.control_plane_version
+            .as_deref()
+            .unwrap_or(&self.kube_version)
+    }
+
+    /// The components of control-plane node `node`, in start order.
+    pub fn components_of<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Component> {
+        self.components
+            .iter()
+            .filter(move |c| c.node.as_deref() == Some(node))
     }
 
     /// `DIR/admin.conf`.

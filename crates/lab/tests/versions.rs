@@ -1,0 +1,200 @@
+//! The lab at another Kubernetes version: a stand-in control plane (v1.20.2's code relinked with
+//! another version stamp), checked with the real kubectl 1.27 as an independent client. One lab,
+//! started through the `kubemaint-lab` CLI as an operator would, stopped by `down` on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use kubemaint_lab::testing::{Kubectl, wait_for};
+
+const LAB: &str = env!("CARGO_BIN_EXE_kubemaint-lab");
+
+/// Runs `kubemaint-lab down` when the test ends, passed or failed.
+struct Down(PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = Command::new(LAB)
+            .arg("down")
+            .arg("--dir")
+            .arg(&self.0)
+            .output();
+    }
+}
+
+fn lab(args: &[&str], dir: &Path) -> Output {
+    Command::new(LAB)
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .expect("run kubemaint-lab")
+}
+
+fn lab_ok(args: &[&str], dir: &Path) -> String {
+    let out = lab(args, dir);
+    assert!(
+        out.status.success(),
+        "kubemaint-lab {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn image(kc: &Kubectl, args: &[&str]) -> String {
+    let obj = kc.json(args);
+    let spec = if obj["kind"] == "Pod" {
+        &obj["spec"]
+    } else {
+        &obj["spec"]["template"]["spec"]
+    };
+    spec["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn server_version(kc: &Kubectl) -> serde_json::Value {
+    serde_json::from_str(&kc.ok(&["get", "--raw", "/version"])).expect("/version JSON")
+}
+
+const CONTROL_PLANE: [&str; 3] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+
+fn mirror_images_at(kc: &Kubectl, version: &str) -> bool {
+    CONTROL_PLANE.iter().all(|c| {
+        let pod = kc.run(&[
+            "get",
+            "pod",
+            "-n",
+            "kube-system",
+            &format!("{c}-cp-1"),
+            "-o",
+            "json",
+        ]);
+        pod.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&pod.stdout)
+                .ok()
+                .and_then(|p| {
+                    p["spec"]["containers"][0]["image"]
+                        .as_str()
+                        .map(str::to_string)
+                })
+                == Some(format!("k8s.gcr.io/{c}:{version}"))
+    })
+}
+
+#[test]
+fn stand_in_control_plane_says_its_version_everywhere() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("lab");
+    let _down = Down(dir.clone());
+    let up = lab_ok(
+        &[
+            "up",
+            "--workers",
+            "1",
+            "--kubernetes-version",
+            "v1.19.16",
+            "--ready-delay-ms",
+            "200",
+        ],
+        &dir,
+    );
+    assert!(
+        up.contains(
+            "Kubernetes v1.19.16 (stand-in: v1.20.2 code relinked with another version stamp)"
+        ),
+        "{up}"
+    );
+    let kc = Kubectl::new(&dir.join("admin.conf"));
+
+    // The server's own answer, from the stamp linked into the binary.
+    let version = server_version(&kc);
+    assert_eq!(version["gitVersion"], "v1.19.16", "{version}");
+    assert_eq!(version["minor"], "19", "{version}");
+
+    wait_for("cp-1's mirror pods", Duration::from_secs(60), || {
+        mirror_images_at(&kc, "v1.19.16")
+    });
+    assert_eq!(
+        image(&kc, &["get", "pod", "-n", "kube-system", "etcd-cp-1"]),
+        "k8s.gcr.io/etcd:3.4.13-0",
+        "kubeadm 1.19 pins etcd 3.4.13-0"
+    );
+    let manifest = std::fs::read_to_string(dir.join("manifests/kube-apiserver.yaml")).unwrap();
+    assert!(
+        manifest.contains("k8s.gcr.io/kube-apiserver:v1.19.16"),
+        "{manifest}"
+    );
+
+    let config = kc.json(&["get", "configmap", "-n", "kube-system", "kubeadm-config"]);
+    let cluster = config["data"]["ClusterConfiguration"].as_str().unwrap();
+    assert!(cluster.contains("kubernetesVersion: v1.19.16"), "{cluster}");
+    kc.ok(&[
+        "get",
+        "configmap",
+        "-n",
+        "kube-system",
+        "kubelet-config-1.19",
+    ]);
+    assert_eq!(
+        image(
+            &kc,
+            &["get", "daemonset", "-n", "kube-system", "kube-proxy"]
+        ),
+        "k8s.gcr.io/kube-proxy:v1.19.16"
+    );
+    assert_eq!(
+        image(&kc, &["get", "deployment", "-n", "kube-system", "coredns"]),
+        "k8s.gcr.io/coredns:1.7.0",
+        "kubeadm 1.19 pins CoreDNS 1.7.0"
+    );
+    let nodes = kc.json(&["get", "nodes"]);
+    for n in nodes["items"].as_array().unwrap() {
+        assert_eq!(n["status"]["nodeInfo"]["kubeletVersion"], "v1.19.16", "{n}");
+    }
+
+    let status = lab_ok(&["status"], &dir);
+    assert!(
+        status.contains("Kubernetes v1.19.16 (stand-in: v1.20.2 code relinked"),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("cp-1") && l.ends_with("v1.19.16 *")),
+        "{status}"
+    );
+    assert!(
+        status.contains("* stand-in: v1.20.2 code relinked"),
+        "{status}"
+    );
+}
+
+#[test]
+fn unknown_or_malformed_versions_are_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (version, says) in [
+        ("v1.12.3", "release index"),
+        ("1.19.16", "like v1.19.16"),
+        ("v1.19", "MAJOR.MINOR.PATCH"),
+    ] {
+        let out = lab(&["up", "--kubernetes-version", version], tmp.path());
+        assert!(!out.status.success(), "{version} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(version) && err.contains(says),
+            "{version}: {err}"
+        );
+        assert!(
+            !tmp.path().join("lab.json").exists(),
+            "nothing started for {version}"
+        );
+    }
+}
