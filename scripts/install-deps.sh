@@ -44,6 +44,7 @@ needs=(
   "apt    | bc                                   | type -P bc                   | bench ratios"
   "apt    | time                                 | test -x /usr/bin/time        | bench/etcd-*.sh measure RSS with /usr/bin/time"
   "apt    | openssl                              | type -P openssl              | bench/etcd-save.sh makes TLS certificates"
+  "apt    | haproxy                              | haproxy_checks_tls           | the load balancer in front of an HA lab's API servers (kubemaint-lab up --control-planes 3)"
   "manual | Rust via rustup                     | rust_at_least                | cargo and rustc >= the workspace's rust-version"
   "manual | rustup component add rustfmt         | cargo fmt --version          | cargo fmt --check in scripts/test.sh"
   "manual | rustup component add clippy          | cargo clippy --version       | cargo clippy in scripts/test.sh"
@@ -83,6 +84,20 @@ rust_at_least() {
   type -P cargo >/dev/null || return 1
   have=$(rustc --version | awk '{print $2}') || return 1
   version_at_least "$have" "${want:-0}" || { echo "rustc $have is older than the workspace's rust-version $want" >&2; return 1; }
+}
+haproxy_checks_tls() {
+  # What the HA lab needs: haproxy (Debian installs it in /usr/sbin) accepting an HTTP health
+  # check over TLS verified with a CA file (openssl, the row above, makes one); `haproxy -c`
+  # parses the configuration without binding anything.
+  local h
+  h=$(type -P haproxy || echo /usr/sbin/haproxy)
+  [ -x "$h" ] || return 1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=check \
+    -keyout "$tmp/ca.key" -out "$tmp/ca.crt" -days 1 2>/dev/null || return 1
+  printf '%s\n' 'defaults' '  mode tcp' '  timeout connect 1s' '  timeout client 1s' '  timeout server 1s' \
+    'frontend f' '  bind 127.0.0.1:6443' '  default_backend b' 'backend b' '  option httpchk GET /healthz' '  http-check expect status 200' \
+    "  server s 127.0.0.1:1 check check-ssl verify required ca-file $tmp/ca.crt" >"$tmp/haproxy.cfg"
+  "$h" -c -f "$tmp/haproxy.cfg"
 }
 kubectl_1_27() {
   type -P kubectl >/dev/null && [ -x /usr/lib/google-cloud-sdk/bin/kubectl.1.27 ] \

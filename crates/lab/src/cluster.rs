@@ -13,25 +13,13 @@ use kube::Api;
 
 use crate::api::client_for;
 use crate::binaries::{Binaries, EtcdVersion, KUBE_VERSION};
+use crate::controlplane::Layout;
 use crate::error::LabError;
-use crate::etcd::{EtcdOptions, EtcdServer};
+use crate::etcd::EtcdServer;
+use crate::haproxy::Backend;
 use crate::pki::Pki;
 use crate::process;
 use crate::state::{Component, LabState, NodeSpec, SimSettings};
-
-/// Audit only the requests of people and tools (kubectl, kubemaint): one `Metadata` event per
-/// request in `DIR/logs/audit.log`, with the user agent, so benchmarks can count API requests.
-/// Control-plane components and the simulated kubelets are left out.
-const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived, ResponseStarted]
-rules:
-- level: None
-  users: [lab-kubelet, system:kube-controller-manager, system:kube-scheduler, system:apiserver, system:kube-proxy]
-- level: None
-  userGroups: [system:serviceaccounts, system:nodes]
-- level: Metadata
-";
 
 /// How to bring a lab up.
 #[derive(Debug, Clone)]
@@ -120,24 +108,31 @@ impl Lab {
         }
         let pki = Pki::at(dir.join("pki"));
         let creds = pki.generate()?;
-
-        let mut etcd_opts = EtcdOptions::new(opts.etcd_version, &dir);
-        etcd_opts.name = "cp-1".to_string();
-        let etcd = EtcdServer::start(&binaries, etcd_opts)?;
-        let etcd_component = Component {
-            name: "etcd".into(),
-            program: binaries.etcd(opts.etcd_version),
-            args: etcd.args.clone(),
-            node: Some("cp-1".into()),
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LabError::Io { path, source }
         };
-        let etcd_url = etcd.client_url.clone();
-        std::mem::forget(etcd); // the lab owns the process now; `down` stops it by pid file
+        let layout = Layout::new(&dir, opts.control_planes, &kube_version).map_err(io(&dir))?;
+        let mut components = start_etcd(&binaries, &layout, opts.etcd_version)?;
 
-        let ports = process::free_ports(3).map_err(|source| LabError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        let apiserver_url = format!("https://127.0.0.1:{}", ports[0]);
+        let (apiserver_url, lb) = if layout.is_ha() {
+            let port = process::free_port().map_err(io(&dir))?;
+            let backends: Vec<Backend> = layout
+                .nodes
+                .iter()
+                .map(|n| Backend {
+                    node: n.name.clone(),
+                    port: n.ports.apiserver,
+                })
+                .collect();
+            let lb = crate::haproxy::prepare(&dir, port, &backends)?;
+            (format!("https://127.0.0.1:{port}"), Some(lb))
+        } else {
+            let port = layout.nodes[0].ports.apiserver;
+            (format!("https://127.0.0.1:{port}"), None)
+        };
+        // admin.conf and the kubelets' kubeconfig point at the control-plane endpoint; each
+        // node's controller-manager and scheduler at the node's own API server.
         let write_conf = |file: &str, user: &str, (cert, key): &(String, String)| {
             let path = dir.join(file);
             crate::kubeconfig::write(
@@ -147,116 +142,20 @@ impl Lab {
             .map_err(|source| LabError::Io { path, source })
         };
         write_conf("admin.conf", "kubernetes-admin", &creds.admin)?;
-        write_conf(
-            "controller-manager.conf",
-            "system:kube-controller-manager",
-            &creds.controller_manager,
-        )?;
-        write_conf("scheduler.conf", "system:kube-scheduler", &creds.scheduler)?;
         write_conf("kubelet.conf", crate::pki::KUBELET_USER, &creds.kubelet)?;
-        let audit_policy = dir.join("audit-policy.yaml");
-        std::fs::write(&audit_policy, AUDIT_POLICY).map_err(|source| LabError::Io {
-            path: audit_policy.clone(),
-            source,
-        })?;
-
-        let p = |rel: &str| pki.path(rel).display().to_string();
-        let apiserver = Component {
-            name: "kube-apiserver".into(),
-            program: binaries.kube_at(&kube_version, "kube-apiserver"),
-            node: Some("cp-1".into()),
-            args: vec![
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={}", ports[0]),
-                "--insecure-port=0".into(),
-                // Endpoints may not hold a loopback address; this documentation address is never dialled.
-                "--advertise-address=192.0.2.10".into(),
-                "--allow-privileged=true".into(),
-                "--authorization-mode=Node,RBAC".into(),
-                format!("--client-ca-file={}", p("ca.crt")),
-                "--enable-admission-plugins=NodeRestriction".into(),
-                "--enable-bootstrap-token-auth=true".into(),
-                format!("--etcd-cafile={}", p("etcd/ca.crt")),
-                format!("--etcd-certfile={}", p("apiserver-etcd-client.crt")),
-                format!("--etcd-keyfile={}", p("apiserver-etcd-client.key")),
-                format!("--etcd-servers={etcd_url}"),
-                format!(
-                    "--kubelet-client-certificate={}",
-                    p("apiserver-kubelet-client.crt")
-                ),
-                format!("--kubelet-client-key={}", p("apiserver-kubelet-client.key")),
-                format!("--proxy-client-cert-file={}", p("front-proxy-client.crt")),
-                format!("--proxy-client-key-file={}", p("front-proxy-client.key")),
-                "--requestheader-allowed-names=front-proxy-client".into(),
-                format!("--requestheader-client-ca-file={}", p("front-proxy-ca.crt")),
-                "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
-                "--requestheader-group-headers=X-Remote-Group".into(),
-                "--requestheader-username-headers=X-Remote-User".into(),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-account-key-file={}", p("sa.pub")),
-                format!("--service-account-signing-key-file={}", p("sa.key")),
-                "--service-cluster-ip-range=10.96.0.0/12".into(),
-                format!("--tls-cert-file={}", p("apiserver.crt")),
-                format!("--tls-private-key-file={}", p("apiserver.key")),
-                format!("--audit-policy-file={}", audit_policy.display()),
-                format!(
-                    "--audit-log-path={}",
-                    process::log_dir(&dir).join("audit.log").display()
-                ),
-                "--audit-log-maxsize=200".into(),
-            ],
-        };
-        let conf = |f: &str| dir.join(f).display().to_string();
-        let controller_manager = Component {
-            name: "kube-controller-manager".into(),
-            program: binaries.kube_at(&kube_version, "kube-controller-manager"),
-            node: Some("cp-1".into()),
-            args: vec![
-                format!("--kubeconfig={}", conf("controller-manager.conf")),
-                format!(
-                    "--authentication-kubeconfig={}",
-                    conf("controller-manager.conf")
-                ),
-                format!(
-                    "--authorization-kubeconfig={}",
-                    conf("controller-manager.conf")
-                ),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={}", ports[1]),
-                "--port=0".into(),
-                format!("--client-ca-file={}", p("ca.crt")),
-                "--cluster-name=kubernetes".into(),
-                format!("--cluster-signing-cert-file={}", p("ca.crt")),
-                format!("--cluster-signing-key-file={}", p("ca.key")),
-                "--controllers=*,bootstrapsigner,tokencleaner".into(),
-                "--leader-elect=true".into(),
-                format!("--requestheader-client-ca-file={}", p("front-proxy-ca.crt")),
-                format!("--root-ca-file={}", p("ca.crt")),
-                format!("--service-account-private-key-file={}", p("sa.key")),
-                "--use-service-account-credentials=true".into(),
-                // Faster than the defaults (5 s / 40 s) so a stopped kubelet shows NotReady quickly.
-                "--node-monitor-period=2s".into(),
-                "--node-monitor-grace-period=16s".into(),
-                "--kube-api-qps=100".into(),
-                "--kube-api-burst=200".into(),
-            ],
-        };
-        let scheduler = Component {
-            name: "kube-scheduler".into(),
-            program: binaries.kube_at(&kube_version, "kube-scheduler"),
-            node: Some("cp-1".into()),
-            args: vec![
-                format!("--kubeconfig={}", conf("scheduler.conf")),
-                format!("--authentication-kubeconfig={}", conf("scheduler.conf")),
-                format!("--authorization-kubeconfig={}", conf("scheduler.conf")),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={}", ports[2]),
-                "--port=0".into(),
-                "--leader-elect=true".into(),
-                "--kube-api-qps=100".into(),
-                "--kube-api-burst=200".into(),
-            ],
-        };
+        for node in &layout.nodes {
+            layout
+                .write_node_files(node, &creds)
+                .map_err(io(&layout.node_dir(node)))?;
+        }
+        components.extend(lb);
+        for node in &layout.nodes {
+            components.push(layout.apiserver(&binaries, node));
+        }
+        for node in &layout.nodes {
+            components.push(layout.controller_manager(&binaries, node));
+            components.push(layout.scheduler(&binaries, node));
+        }
 
         let mut nodes = Vec::new();
         for i in 1..=opts.control_planes {
@@ -284,10 +183,10 @@ impl Lab {
         let state = LabState {
             dir: dir.clone(),
             apiserver_url,
-            etcd_url,
+            etcd_url: layout.etcd_endpoints(),
             etcd_version: opts.etcd_version.as_str().to_string(),
             kube_version,
-            components: vec![etcd_component, apiserver, controller_manager, scheduler],
+            components,
             nodes,
             sim: opts.sim.clone(),
         };
@@ -297,14 +196,19 @@ impl Lab {
             state,
             kubelet: None,
         };
-        for name in [
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-        ] {
-            lab.start_component(name)?;
-            if name == "kube-apiserver" {
-                lab.wait_apiserver(Duration::from_secs(60)).await?;
+        if layout.is_ha() {
+            lab.start_component(crate::haproxy::PROCESS)?;
+        }
+        for node in &layout.nodes {
+            lab.start_component(&layout.process_name("kube-apiserver", node))?;
+        }
+        lab.wait_apiserver(Duration::from_secs(60)).await?;
+        if layout.is_ha() {
+            lab.wait_balanced(Duration::from_secs(60)).await?;
+        }
+        for kind in ["kube-controller-manager", "kube-scheduler"] {
+            for node in &layout.nodes {
+                lab.start_component(&layout.process_name(kind, node))?;
             }
         }
         if opts.kubelets == KubeletMode::InProcess {
@@ -348,79 +252,43 @@ impl Lab {
         client_for(&self.kubeconfig()).await
     }
 
-    /// (Re)starts a component by name with its recorded flags.
+    /// (Re)starts a component with its recorded flags. `name` is a process name
+    /// (`kube-apiserver-cp-2`, `etcd-cp-3`, `haproxy`) or a bare kind (`kube-apiserver`), which
+    /// means that kind on the first control-plane node (see [`LabState::component`]).
     pub fn start_component(&self, name: &str) -> Result<process::Managed, LabError> {
-        let component = self
-            .state
-            .components
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| LabError::Invalid(format!("no component {name:?}")))?;
-        Ok(process::spawn(
-            &self.state.dir,
-            &component.name,
-            &component.program,
-            &component.args,
-        )?)
+        crate::components::start(&self.state, name)
     }
 
-    /// Stops a component by name (SIGTERM, then SIGKILL).
+    /// Stops a component (SIGTERM, then SIGKILL); `name` as for [`Lab::start_component`].
     pub fn stop_component(&self, name: &str) {
-        for p in process::recorded(&self.state.dir)
-            .into_iter()
-            .filter(|p| p.name == name)
-        {
-            process::stop(&self.state.dir, &p, Duration::from_secs(10));
-        }
+        crate::components::stop(&self.state, name)
     }
 
-    /// Replaces a component's flag `--key=...` (e.g. etcd's `--data-dir` after a restore) and saves the state.
+    /// Replaces a component's flag `--key=...` (e.g. etcd's `--data-dir` after a restore) and
+    /// saves the state; `name` as for [`Lab::start_component`].
     pub fn set_component_flag(
         &mut self,
         name: &str,
         key: &str,
         value: &str,
     ) -> Result<(), LabError> {
-        let component = self
-            .state
-            .components
-            .iter_mut()
-            .find(|c| c.name == name)
-            .ok_or_else(|| LabError::Invalid(format!("no component {name:?}")))?;
-        let prefix = format!("--{key}=");
-        component.args.retain(|a| !a.starts_with(&prefix));
-        component.args.push(format!("{prefix}{value}"));
-        Ok(self.state.save()?)
+        crate::components::set_flag(&mut self.state, name, key, value)
     }
 
-    /// The lab's own `etcdctl` (same version as its etcd), with endpoint and client certs preset.
+    /// The lab's own `etcdctl` (same version as its etcd), with every member's endpoint and
+    /// client certs preset.
     pub fn etcdctl(&self) -> Result<std::process::Command, LabError> {
-        let binaries = Binaries::locate()?;
-        let version = if self.state.etcd_version == EtcdVersion::V3_5.as_str() {
-            EtcdVersion::V3_5
-        } else {
-            EtcdVersion::V3_4
-        };
-        let pki = Pki::at(self.state.dir.join("pki"));
-        let (cert, key) = pki.etcd_healthcheck_client();
-        let mut cmd = std::process::Command::new(binaries.etcdctl(version));
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.state.etcd_url))
-            .arg(format!("--cacert={}", pki.etcd_ca().display()))
-            .arg(format!("--cert={}", cert.display()))
-            .arg(format!("--key={}", key.display()));
-        Ok(cmd)
+        crate::components::etcdctl(&self.state)
     }
 
-    /// Waits until `etcdctl endpoint health` succeeds (after restarting etcd, say).
+    /// Waits until `etcdctl endpoint health` succeeds for every member (after restarting etcd, say).
     pub async fn wait_etcd(&self, timeout: Duration) -> Result<(), LabError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(p) = process::recorded(&self.state.dir)
-                .into_iter()
-                .find(|p| p.name == "etcd")
-            {
-                p.ensure_alive()?;
+            for p in process::recorded(&self.state.dir) {
+                if p.name.starts_with("etcd") {
+                    p.ensure_alive()?;
+                }
             }
             let healthy = self
                 .etcdctl()?
@@ -437,28 +305,22 @@ impl Lab {
         }
     }
 
-    /// A flag of a component as recorded (`--key=value`), e.g. etcd's `data-dir`.
+    /// A flag of a component as recorded (`--key=value`), e.g. etcd's `data-dir`; `name` as for
+    /// [`Lab::start_component`].
     pub fn component_flag(&self, name: &str, key: &str) -> Option<String> {
-        let prefix = format!("--{key}=");
-        self.state
-            .components
-            .iter()
-            .find(|c| c.name == name)?
-            .args
-            .iter()
-            .find_map(|a| a.strip_prefix(&prefix).map(str::to_string))
+        crate::controlplane::flag(self.state.component(name)?, key)
     }
 
-    /// Waits until the API server answers `/readyz`.
+    /// Waits until the API server (with several control-plane nodes: the load balancer) answers
+    /// `/readyz`.
     pub async fn wait_apiserver(&self, timeout: Duration) -> Result<(), LabError> {
         let deadline = Instant::now() + timeout;
         let client = self.client().await?;
         loop {
-            if let Some(p) = process::recorded(&self.state.dir)
-                .into_iter()
-                .find(|p| p.name == "kube-apiserver")
-            {
-                p.ensure_alive()?;
+            for p in process::recorded(&self.state.dir) {
+                if p.name.starts_with("kube-apiserver") || p.name == crate::haproxy::PROCESS {
+                    p.ensure_alive()?;
+                }
             }
             let req = http::Request::get("/readyz")
                 .body(Vec::new())
@@ -472,6 +334,36 @@ impl Lab {
             }
             if Instant::now() > deadline {
                 return Err(self.timeout("kube-apiserver /readyz", timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the load balancer sees every running API server healthy (HA labs).
+    pub async fn wait_balanced(&self, timeout: Duration) -> Result<(), LabError> {
+        let deadline = Instant::now() + timeout;
+        let running: Vec<String> = process::recorded(&self.state.dir)
+            .into_iter()
+            .filter(|p| p.alive())
+            .filter_map(|p| {
+                let c = self.state.component(&p.name)?;
+                (c.kind() == "kube-apiserver").then(|| c.node.clone())?
+            })
+            .collect();
+        loop {
+            let states = crate::haproxy::server_states(&self.state.dir);
+            if let Ok(states) = &states
+                && running
+                    .iter()
+                    .all(|n| states.iter().any(|s| &s.node == n && s.is_up()))
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(match states {
+                    Err(e) => e.into(),
+                    Ok(_) => self.timeout("haproxy to see every API server UP", timeout),
+                });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -608,6 +500,37 @@ impl Drop for Lab {
 /// Stops every process recorded in `dir` (for `kubemaint-lab down`).
 pub fn down_dir(dir: &Path) -> Vec<String> {
     process::stop_all(dir)
+}
+
+/// Starts one etcd member per control-plane node (stacked, as kubeadm does) and waits until
+/// each is healthy; the members of a new cluster only answer once a quorum runs, so all are
+/// spawned first.
+fn start_etcd(
+    binaries: &Binaries,
+    layout: &Layout,
+    version: EtcdVersion,
+) -> Result<Vec<Component>, LabError> {
+    let mut servers = Vec::new();
+    for node in &layout.nodes {
+        servers.push(EtcdServer::spawn(
+            binaries,
+            layout.etcd_options(version, node),
+        )?);
+    }
+    let mut components = Vec::new();
+    for (server, node) in servers.into_iter().zip(&layout.nodes) {
+        let healthy = server.wait_healthy(Duration::from_secs(30));
+        components.push(Component {
+            name: layout.process_name("etcd", node),
+            program: binaries.etcd(version),
+            args: server.args.clone(),
+            node: Some(node.name.clone()),
+        });
+        // The lab owns the process now; `down` stops it by pid file (an error stops all).
+        std::mem::forget(server);
+        healthy?;
+    }
+    Ok(components)
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, LabError> {

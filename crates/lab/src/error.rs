@@ -16,6 +16,9 @@ pub enum LabError {
     /// etcd failed.
     #[error(transparent)]
     Etcd(#[from] crate::etcd::EtcdError),
+    /// The load balancer of an HA lab failed.
+    #[error(transparent)]
+    Haproxy(#[from] crate::haproxy::HaproxyError),
     /// A process failed.
     #[error(transparent)]
     Process(#[from] process::ProcessError),

@@ -9,7 +9,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use kube::Api;
 use serde_json::{Value, json};
 
+use std::path::Path;
+
 use crate::api::create;
+use crate::controlplane::flag;
 use crate::error::LabError;
 use crate::state::{LabState, NodeSpec};
 
@@ -189,17 +192,25 @@ pub fn kubelet_config(version: &str) -> Value {
 /// `kubeadm-config`'s `ClusterConfiguration` for the lab at `state.kube_version`.
 pub fn cluster_configuration(state: &LabState) -> String {
     format!(
-        "apiServer:\n  extraArgs:\n    authorization-mode: Node,RBAC\n  timeoutForControlPlane: 4m0s\napiVersion: kubeadm.k8s.io/v1beta2\ncertificatesDir: {pki}\nclusterName: kubernetes\ncontrolPlaneEndpoint: \"\"\ncontrollerManager: {{}}\ndns:\n  type: CoreDNS\netcd:\n  local:\n    dataDir: {data}\nimageRepository: k8s.gcr.io\nkind: ClusterConfiguration\nkubernetesVersion: {ver}\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/12\nscheduler: {{}}\n",
+        "apiServer:\n  extraArgs:\n    authorization-mode: Node,RBAC\n  timeoutForControlPlane: 4m0s\napiVersion: kubeadm.k8s.io/v1beta2\ncertificatesDir: {pki}\nclusterName: kubernetes\ncontrolPlaneEndpoint: \"{endpoint}\"\ncontrollerManager: {{}}\ndns:\n  type: CoreDNS\netcd:\n  local:\n    dataDir: {data}\nimageRepository: k8s.gcr.io\nkind: ClusterConfiguration\nkubernetesVersion: {ver}\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/12\nscheduler: {{}}\n",
         pki = state.dir.join("pki").display(),
         data = etcd_flag(state, "data-dir").unwrap_or_else(|| "/var/lib/etcd".into()),
         ver = state.kube_version,
+        // With several control-plane nodes: the load balancer, as `kubeadm init
+        // --control-plane-endpoint` records it; empty for one node, as kubeadm leaves it.
+        endpoint = if state.is_ha() {
+            state.apiserver_url.trim_start_matches("https://")
+        } else {
+            ""
+        },
     )
 }
 
 fn cluster_status(state: &LabState) -> String {
-    let port = state.apiserver_url.rsplit(':').next().unwrap_or("6443");
     let mut s = String::from("apiEndpoints:\n");
     for n in state.nodes.iter().filter(|n| n.control_plane) {
+        // The node's own API server port (each node of the lab has its own).
+        let port = apiserver_port(state, &n.name).unwrap_or(6443);
         s.push_str(&format!(
             "  {}:\n    advertiseAddress: 10.0.0.{}\n    bindPort: {port}\n",
             n.name,
@@ -210,26 +221,16 @@ fn cluster_status(state: &LabState) -> String {
     s
 }
 
-fn etcd_flag(state: &LabState, key: &str) -> Option<String> {
-    let prefix = format!("--{key}=");
-    state
-        .components
-        .iter()
-        .find(|c| c.name == "etcd")?
-        .args
-        .iter()
-        .find_map(|a| a.strip_prefix(&prefix).map(str::to_string))
+/// The `--secure-port` of `node`'s kube-apiserver.
+fn apiserver_port(state: &LabState, node: &str) -> Option<u16> {
+    flag(state.component_on("kube-apiserver", node)?, "secure-port")?
+        .parse()
+        .ok()
 }
 
-/// The flags of `node`'s component of kind `kind` (a lab whose components name no node — an
-/// older `lab.json` — has one of each).
-fn component_args(state: &LabState, node: &str, kind: &str) -> Vec<String> {
-    state
-        .components_of(node)
-        .find(|c| c.kind() == kind)
-        .or_else(|| state.components.iter().find(|c| c.name == kind))
-        .map(|c| c.args.clone())
-        .unwrap_or_default()
+fn etcd_flag(state: &LabState, key: &str) -> Option<String> {
+    let first = state.nodes.iter().find(|n| n.control_plane)?;
+    flag(state.component_on("etcd", &first.name)?, key)
 }
 
 /// The static control-plane pods of a control-plane node, as the mirror pods its kubelet posts,
@@ -245,7 +246,8 @@ pub fn static_pods(node: &NodeSpec, state: &LabState, node_uid: &str) -> Vec<Val
     ] {
         let image = images.control_plane(component).unwrap_or_default();
         let mut command = vec![component.to_string()];
-        command.extend(component_args(state, &node.name, component));
+        let recorded = state.component_on(component, &node.name);
+        command.extend(recorded.map(|c| c.args.clone()).unwrap_or_default());
         // The kubelet hashes the whole manifest: a new image or new flags make a new mirror pod.
         let hash = format!(
             "{:032x}",
@@ -259,12 +261,17 @@ pub fn static_pods(node: &NodeSpec, state: &LabState, node_uid: &str) -> Vec<Val
             "kubernetes.io/config.hash": hash, "kubernetes.io/config.mirror": hash,
             "kubernetes.io/config.seen": "2021-01-13T13:20:00.000000000Z", "kubernetes.io/config.source": "file",
         });
-        if component == "etcd" {
-            annotations["kubeadm.kubernetes.io/etcd.advertise-client-urls"] = json!(state.etcd_url);
+        // This node's own member and API server (dialable: the lab's processes listen on loopback).
+        if component == "etcd"
+            && let Some(url) = recorded.and_then(|c| flag(c, "advertise-client-urls"))
+        {
+            annotations["kubeadm.kubernetes.io/etcd.advertise-client-urls"] = json!(url);
         }
-        if component == "kube-apiserver" {
+        if component == "kube-apiserver"
+            && let Some(port) = apiserver_port(state, &node.name)
+        {
             annotations["kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"] =
-                json!(state.apiserver_url.trim_start_matches("https://"));
+                json!(format!("127.0.0.1:{port}"));
         }
         pods.push(json!({
             "apiVersion": "v1", "kind": "Pod",
@@ -285,13 +292,26 @@ pub fn static_pods(node: &NodeSpec, state: &LabState, node_uid: &str) -> Vec<Val
     pods
 }
 
-/// Writes `DIR/manifests/{etcd,kube-apiserver,...}.yaml` as kubeadm writes them on a node.
+/// Writes `DIR/manifests/{etcd,kube-apiserver,...}.yaml` as kubeadm writes them on a node (the
+/// first control-plane node's), and with several control-plane nodes each node's own in
+/// `DIR/nodes/NODE/manifests/`.
 fn write_manifests(state: &LabState) -> std::io::Result<()> {
-    let dir = state.dir.join("manifests");
-    std::fs::create_dir_all(&dir)?;
-    let Some(node) = state.nodes.iter().find(|n| n.control_plane) else {
+    let control_planes: Vec<&NodeSpec> = state.nodes.iter().filter(|n| n.control_plane).collect();
+    let Some(first) = control_planes.first() else {
         return Ok(());
     };
+    write_node_manifests(state, first, &state.dir.join("manifests"))?;
+    if state.is_ha() {
+        for node in &control_planes {
+            let dir = crate::controlplane::node_dir(&state.dir, &node.name, true).join("manifests");
+            write_node_manifests(state, node, &dir)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_node_manifests(state: &LabState, node: &NodeSpec, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
     for pod in static_pods(node, state, "") {
         let mut pod = pod;
         let component_name = pod["metadata"]["labels"]["component"].clone();

@@ -45,7 +45,9 @@ enum Cmd {
         /// Worker nodes.
         #[arg(long, default_value_t = 3)]
         workers: u32,
-        /// Control-plane nodes (each gets the control-plane labels, taint and mirror pods).
+        /// Control-plane nodes. Each runs its own etcd member, kube-apiserver, controller-manager and
+        /// scheduler (leader-elected); with more than one, haproxy balances the API servers at the
+        /// endpoint admin.conf points at.
         #[arg(long, default_value_t = 1)]
         control_planes: u32,
         /// The control plane's version. v1.20.2 is the real one; any other (e.g. v1.19.16) is a
@@ -228,6 +230,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 describe_version(&lab.state.kube_version),
                 lab.state.etcd_version
             );
+            if lab.state.is_ha() {
+                println!(
+                    "{} control-plane nodes (etcd members, API servers, controller-managers, schedulers) behind haproxy at {}",
+                    control_planes, lab.state.apiserver_url
+                );
+            }
             print_env(&lab.state);
             println!(
                 "# stop it with: kubemaint-lab down --dir {}",
@@ -261,15 +269,16 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 state.etcd_version,
                 state.etcd_url
             );
-            println!("{:<26} {:>8}  STATE", "PROCESS", "PID");
+            println!("{:<30} {:>8}  STATE", "PROCESS", "PID");
             for p in process::recorded(&dir.dir) {
                 println!(
-                    "{:<26} {:>8}  {}",
+                    "{:<30} {:>8}  {}",
                     p.name,
                     p.pid,
                     if p.alive() { "running" } else { "dead" }
                 );
             }
+            print_control_plane(&state);
             let client = kubemaint_lab::api::client_for(&state.kubeconfig()).await?;
             let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
             let list = nodes
@@ -384,6 +393,51 @@ fn node(action: NodeCmd) -> anyhow::Result<()> {
     state.save()?;
     println!("{msg}");
     Ok(())
+}
+
+/// Every etcd member (leader or follower as it says itself) and, in an HA lab, which API
+/// servers the load balancer sees healthy.
+fn print_control_plane(state: &LabState) {
+    match kubemaint_lab::components::etcd_members(state) {
+        Ok(members) => {
+            println!("{:<8} {:<26} {:<12} VERSION", "MEMBER", "ENDPOINT", "ROLE");
+            for m in members {
+                println!(
+                    "{:<8} {:<26} {:<12} {}",
+                    m.node.as_deref().unwrap_or("?"),
+                    m.endpoint,
+                    m.role,
+                    m.version.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        Err(e) => println!("etcd members: cannot ask ({e})"),
+    }
+    if !state.is_ha() {
+        return;
+    }
+    println!(
+        "load balancer {} (haproxy, GET /healthz every 1 s):",
+        state.apiserver_url
+    );
+    match kubemaint_lab::haproxy::server_states(&state.dir) {
+        Ok(servers) => {
+            for s in servers {
+                let component = state.component_on("kube-apiserver", &s.node);
+                let port = component
+                    .and_then(|c| kubemaint_lab::controlplane::flag(c, "secure-port"))
+                    .unwrap_or_default();
+                println!(
+                    "  kube-apiserver-{:<6} 127.0.0.1:{:<6} {:<10} last check {}",
+                    s.node,
+                    port,
+                    if s.is_up() { "healthy" } else { "unhealthy" },
+                    s.check
+                );
+            }
+        }
+        Err(e) => println!("  {e}"),
+    }
 }
 
 fn print_env(state: &LabState) {

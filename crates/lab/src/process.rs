@@ -200,11 +200,12 @@ pub fn stop(lab: &Path, process: &Managed, grace: Duration) -> bool {
 /// Stops every recorded process of the lab, in reverse dependency order, and returns their names.
 pub fn stop_all(lab: &Path) -> Vec<String> {
     // Kubelets and clients first, etcd last, as a real node would shut down.
+    // Names may carry a node (`kube-apiserver-cp-2`); the load balancer goes with the API servers.
     let rank = |name: &str| match name {
         "watchdog" => 0,
         n if n.starts_with("kubelet") => 0,
-        "kube-scheduler" | "kube-controller-manager" => 1,
-        "kube-apiserver" => 2,
+        n if n.starts_with("kube-scheduler") || n.starts_with("kube-controller-manager") => 1,
+        n if n.starts_with("kube-apiserver") || n == "haproxy" => 2,
         _ => 3,
     };
     let mut procs = recorded(lab);

@@ -118,9 +118,10 @@ impl Component {
 pub struct LabState {
     /// The lab directory.
     pub dir: PathBuf,
-    /// `https://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT`: the API server, or with several control-plane nodes the load
+    /// balancer in front of them (the control-plane endpoint `admin.conf` points at).
     pub apiserver_url: String,
-    /// etcd's client URL.
+    /// etcd's client URL; with several members all of them, comma-separated, local member first.
     pub etcd_url: String,
     /// etcd's version.
     pub etcd_version: String,
@@ -195,5 +196,58 @@ impl LabState {
     /// `DIR/admin.conf`.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("admin.conf")
+    }
+
+    /// The component a caller names: its process name (`kube-apiserver-cp-2`, `etcd`,
+    /// `haproxy`), or a bare kind (`kube-apiserver`), which means that kind on the first
+    /// control-plane node — the only one in a single-node lab, `cp-1` in an HA lab.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        let index = self.component_index(name)?;
+        self.components.get(index)
+    }
+
+    /// [`LabState::component`], for changing it.
+    pub fn component_mut(&mut self, name: &str) -> Option<&mut Component> {
+        let index = self.component_index(name)?;
+        self.components.get_mut(index)
+    }
+
+    fn component_index(&self, name: &str) -> Option<usize> {
+        if let Some(i) = self.components.iter().position(|c| c.name == name) {
+            return Some(i);
+        }
+        let first = self.nodes.iter().find(|n| n.control_plane)?;
+        self.components
+            .iter()
+            .position(|c| c.kind() == name && c.node.as_deref() == Some(first.name.as_str()))
+    }
+
+    /// The component of kind `kind` (`etcd`, `kube-apiserver`, ...) on control-plane node `node`.
+    pub fn component_on(&self, kind: &str, node: &str) -> Option<&Component> {
+        self.components
+            .iter()
+            .find(|c| c.kind() == kind && c.node.as_deref() == Some(node))
+            // A state file written before components had nodes: one control-plane node.
+            .or_else(|| {
+                self.components
+                    .iter()
+                    .find(|c| c.node.is_none() && c.name == kind)
+            })
+    }
+
+    /// Every etcd member's client URL (`etcd_url` lists them comma-separated, as
+    /// `ETCDCTL_ENDPOINTS` does).
+    pub fn etcd_endpoints(&self) -> Vec<String> {
+        self.etcd_url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// True with more than one control-plane node: per-node components behind a load balancer.
+    pub fn is_ha(&self) -> bool {
+        self.nodes.iter().filter(|n| n.control_plane).count() > 1
     }
 }
