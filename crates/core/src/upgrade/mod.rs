@@ -5,6 +5,7 @@
 //! here as a [`plan::ClusterState`], and prints the [`plan::UpgradePlan`] and the
 //! [`preflight::Check`]s that come back.
 
+pub mod node_commands;
 pub mod plan;
 pub mod preflight;
 pub mod releases;

@@ -9,10 +9,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use kubemaint_core::upgrade::Version;
+use kubemaint_core::upgrade::node_commands::{
+    CommandStage, NodeCommandOptions, NodeRole, PKGS_K8S_IO_FIRST, node_commands,
+};
 use kubemaint_core::upgrade::plan::{Action, Phase, Step, UpgradePlan, addon_version};
 use kubemaint_core::upgrade::preflight::{Check, Status};
 use kubemaint_core::upgrade::skew::{Component, SkewFinding};
-use kubemaint_core::upgrade::{Minor, Version};
 use serde::Serialize;
 
 use crate::output::OutputFormat;
@@ -415,59 +418,41 @@ pub fn table(report: &Report<'_>) -> String {
     out
 }
 
-/// Package version glob for a Kubernetes version on its repository.
-fn package_version(v: &Version) -> String {
-    if v.minor_of() >= Minor::new(1, 24) {
-        format!("{}.{}.{}-*", v.major, v.minor, v.patch)
-    } else {
-        // The legacy apt.kubernetes.io packages were versioned `1.20.15-00`.
-        format!("{}.{}.{}-00", v.major, v.minor, v.patch)
+/// The built-in node commands of one stage (`kubemaint_core::upgrade::node_commands`, the
+/// ones `upgrade apply` runs), one `sudo` line each; the repository switch gets its purpose as
+/// a comment above it.
+fn node_stage(out: &mut String, role: NodeRole, to: &Version, stage: CommandStage) {
+    if stage == CommandStage::Kubeadm && to.minor_of() < PKGS_K8S_IO_FIRST {
+        let _ = writeln!(
+            out,
+            "# v{} predates pkgs.k8s.io (it starts at v{PKGS_K8S_IO_FIRST}): its packages are in the legacy\n\
+             # apt.kubernetes.io repository (frozen on 2023-09-13), one for every minor: nothing to switch",
+            to.minor_of()
+        );
+    }
+    match node_commands(role, to, &NodeCommandOptions::default()) {
+        Ok(commands) => {
+            for c in commands.iter().filter(|c| c.stage == stage) {
+                if c.program() == "sh" {
+                    let _ = writeln!(out, "# {}", c.purpose);
+                }
+                let _ = writeln!(out, "sudo {c}");
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "# no built-in commands: {e}");
+        }
     }
 }
 
-fn repo_commands(minor: Minor) -> String {
-    if minor >= Minor::new(1, 24) {
-        format!(
-            "# switch the Kubernetes package repository to v{minor} (one repository per minor)\n\
-             echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v{minor}/deb/ /' | sudo tee /etc/apt/sources.list.d/kubernetes.list\n\
-             curl -fsSL https://pkgs.k8s.io/core:/stable:/v{minor}/deb/Release.key | sudo gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg\n\
-             sudo apt-get update\n"
-        )
-    } else {
-        format!(
-            "# v{minor} predates pkgs.k8s.io (it starts at v1.24): its packages were only in the legacy\n\
-             # apt.kubernetes.io repository, frozen on 2023-09-13. Use it where it is still mirrored, or\n\
-             # install the kubeadm/kubelet/kubectl binaries of the version below from https://dl.k8s.io/release/\n\
-             sudo apt-get update\n"
-        )
-    }
-}
-
-fn install(packages: &[&str], v: &Version) -> String {
-    let names = packages.join(" ");
-    let pinned: Vec<String> = packages
-        .iter()
-        .map(|p| format!("{p}='{}'", package_version(v)))
-        .collect();
-    format!(
-        "sudo apt-mark unhold {names} && sudo apt-get install -y {} && sudo apt-mark hold {names}\n",
-        pinned.join(" ")
-    )
-}
-
-fn kubelet_procedure(out: &mut String, node: &str, to: &Version, with_kubeadm_node: bool) {
+fn kubelet_procedure(out: &mut String, node: &str, to: &Version, role: NodeRole) {
     let _ = writeln!(out, "```sh");
     let _ = writeln!(out, "# on node {node}:");
-    out.push_str(&repo_commands(to.minor_of()));
-    if with_kubeadm_node {
-        out.push_str(&install(&["kubeadm"], to));
-        out.push_str("sudo kubeadm upgrade node\n");
-    }
+    node_stage(out, role, to, CommandStage::Kubeadm);
     let _ = writeln!(out, "# from an admin machine:");
     let _ = writeln!(out, "kubectl drain {node} --ignore-daemonsets");
     let _ = writeln!(out, "# on node {node}:");
-    out.push_str(&install(&["kubelet", "kubectl"], to));
-    out.push_str("sudo systemctl daemon-reload && sudo systemctl restart kubelet\n");
+    node_stage(out, role, to, CommandStage::Kubelet);
     let _ = writeln!(
         out,
         "# from an admin machine, once `kubectl get node {node}` shows Ready and {to}:"
@@ -516,7 +501,7 @@ fn markdown_step(out: &mut String, plan: &UpgradePlan, i: usize, step: &Step) {
         {
             if let (Some(node), Ok(to)) = (a.node.as_deref(), Version::parse(&a.to)) {
                 let _ = writeln!(out, "Kubelet of `{node}` to {to}:\n");
-                kubelet_procedure(out, node, &to, false);
+                kubelet_procedure(out, node, &to, NodeRole::KubeletOnly);
                 out.push('\n');
             }
         }
@@ -552,15 +537,12 @@ fn markdown_step(out: &mut String, plan: &UpgradePlan, i: usize, step: &Step) {
                 .collect();
             let _ = writeln!(out, "{}. `{node}` ({}):\n", n + 1, moves.join(", "));
             out.push_str("```sh\n");
-            out.push_str(&repo_commands(v.minor_of()));
-            out.push_str(&install(&["kubeadm"], v));
-            out.push_str("kubeadm version\n");
-            if n == 0 {
-                let _ = writeln!(out, "sudo kubeadm upgrade plan {v}");
-                let _ = writeln!(out, "sudo kubeadm upgrade apply {v}");
+            let role = if n == 0 {
+                NodeRole::FirstControlPlane
             } else {
-                out.push_str("sudo kubeadm upgrade node\n");
-            }
+                NodeRole::ControlPlane
+            };
+            node_stage(out, role, v, CommandStage::Kubeadm);
             out.push_str("```\n\n");
         }
         out.push_str(
@@ -589,7 +571,12 @@ fn markdown_step(out: &mut String, plan: &UpgradePlan, i: usize, step: &Step) {
                 if is_cp { "control plane" } else { "worker" },
                 a.from.as_deref().unwrap_or("?")
             );
-            kubelet_procedure(out, node, v, !is_cp);
+            let role = if is_cp {
+                NodeRole::KubeletOnly
+            } else {
+                NodeRole::Worker
+            };
+            kubelet_procedure(out, node, v, role);
             out.push('\n');
         }
     }
