@@ -17,6 +17,7 @@
 
 pub mod crypto;
 pub mod manifest;
+pub mod metrics;
 pub mod pipeline;
 pub mod prune;
 pub mod run;

@@ -18,6 +18,26 @@ pub fn backup_id(t: Timestamp) -> String {
     format!("{ID_PREFIX}{}", t.strftime("%Y%m%dT%H%M%SZ"))
 }
 
+/// The ID of a backup taken at `t` that no object in `existing` uses yet: [`backup_id`], or,
+/// when a backup was already taken in that second, the same with `-2`, `-3`, ... appended (the
+/// ID has one-second resolution; an S3 upload would silently replace an object of the same name).
+pub fn unique_id<'a>(t: Timestamp, existing: impl IntoIterator<Item = &'a str> + Clone) -> String {
+    let base = backup_id(t);
+    let taken = |id: &str| {
+        existing.clone().into_iter().any(|name| {
+            name.strip_prefix(id)
+                .is_some_and(|rest| rest.starts_with('.'))
+        })
+    };
+    if !taken(&base) {
+        return base;
+    }
+    (2u32..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|id| !taken(id))
+        .expect("a free suffix")
+}
+
 /// The manifest object's name for a backup ID.
 pub fn manifest_name(id: &str) -> String {
     format!("{id}{MANIFEST_SUFFIX}")
@@ -137,6 +157,23 @@ mod tests {
         assert_eq!(data_name(&id, true), "etcd-20261204T164705Z.db.zst.age");
         assert_eq!(data_name(&id, false), "etcd-20261204T164705Z.db.zst");
         assert_eq!(manifest_name(&id), "etcd-20261204T164705Z.manifest.json");
+        assert_eq!(unique_id(t, ["etcd-20261204T164704Z.db.zst"]), id);
+        assert_eq!(
+            unique_id(t, ["etcd-20261204T164705Z.db.zst.age"]),
+            "etcd-20261204T164705Z-2"
+        );
+        assert_eq!(
+            unique_id(
+                t,
+                [
+                    "etcd-20261204T164705Z.manifest.json",
+                    "etcd-20261204T164705Z-2.db.zst.part",
+                    "etcd-20261204T164705Z-3.manifest.json",
+                ]
+            ),
+            "etcd-20261204T164705Z-4"
+        );
+        assert!(valid_id("etcd-20261204T164705Z-2"));
         for bad in ["", "etcd-", "x-1", "etcd-../x", "etcd-a/b", "etcd-a b"] {
             assert!(!valid_id(bad), "{bad}");
         }

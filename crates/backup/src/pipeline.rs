@@ -32,6 +32,9 @@ pub struct EncodeOptions {
     pub threads: u32,
     /// Encryption, if any.
     pub encrypt: Option<Arc<Encrypt>>,
+    /// Read the snapshot from etcd at most this fast (bytes per second), to spare a busy
+    /// member's disk and the network; `None`: as fast as it comes.
+    pub max_rate: Option<u64>,
 }
 
 /// Why the pipeline failed.

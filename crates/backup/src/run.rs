@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jiff::Timestamp;
@@ -88,7 +88,10 @@ pub async fn write_backup<S: ChunkSource>(
     cancel: impl Future<Output = ()>,
 ) -> Result<BackupManifest, RunError> {
     let clock = Instant::now();
-    let id = manifest::backup_id(started);
+    // One-second IDs: a second backup in the same second gets a suffix instead of replacing
+    // the first.
+    let existing = store.list().await?;
+    let id = manifest::unique_id(started, existing.iter().map(|o| o.name.as_str()));
     let object = manifest::data_name(&id, opts.encrypt.is_some());
     let (raw_tx, raw_rx) = mpsc::channel::<(u64, S::Blob)>(RAW_DEPTH);
     let (out_tx, out_rx) = mpsc::channel::<Chunk>(OUT_DEPTH);
@@ -96,8 +99,10 @@ pub async fn write_backup<S: ChunkSource>(
     let encoder =
         tokio::task::spawn_blocking(move || pipeline::encode_blocking(raw_rx, out_tx, &enc_opts));
 
+    let max_rate = opts.max_rate.filter(|&r| r > 0);
     let produce = async move {
         let mut received = 0u64;
+        let paced_from = tokio::time::Instant::now();
         tokio::pin!(cancel);
         let fed: Result<(), RunError> = loop {
             tokio::select! {
@@ -109,6 +114,15 @@ pub async fn write_backup<S: ChunkSource>(
                         if raw_tx.send((remaining, blob)).await.is_err() {
                             // The encoder stopped; its error is reported below.
                             break Ok(());
+                        }
+                        if let Some(rate) = max_rate {
+                            // Pace the reads: never ahead of `rate` bytes per second overall.
+                            let due = paced_from + Duration::from_secs_f64(received as f64 / rate as f64);
+                            tokio::select! {
+                                biased;
+                                _ = &mut cancel => break Err(RunError::Cancelled),
+                                _ = tokio::time::sleep_until(due) => {}
+                            }
                         }
                     }
                     Ok(None) => break Ok(()),

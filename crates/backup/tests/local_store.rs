@@ -80,6 +80,7 @@ fn opts(encrypt: Option<Encrypt>) -> EncodeOptions {
         level: 3,
         threads: 2,
         encrypt: encrypt.map(Arc::new),
+        max_rate: None,
     }
 }
 
@@ -385,4 +386,43 @@ async fn retention_after_several_runs() {
     let ids: Vec<_> = after.backups.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["etcd-20261204T140000Z", "etcd-20261204T130000Z"]);
     assert_eq!(store.list().await.unwrap().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_backups_in_one_second_both_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().join("b"));
+    let at = ts("2026-12-04T10:00:00.100Z");
+    let mut ids = Vec::new();
+    for seed in [1, 2, 3] {
+        let m = write_backup(
+            etcd_stream(&db(8, seed)),
+            info(),
+            &store,
+            &opts(None),
+            at,
+            never(),
+        )
+        .await
+        .unwrap();
+        ids.push(m.id);
+    }
+    assert_eq!(
+        ids,
+        [
+            "etcd-20261204T100000Z",
+            "etcd-20261204T100000Z-2",
+            "etcd-20261204T100000Z-3"
+        ]
+    );
+    let listing = prune::list(&store).await.unwrap();
+    assert_eq!(listing.backups.len(), 3);
+    // Each still holds its own content.
+    for (id, seed) in ids.iter().zip([1, 2, 3]) {
+        let out = dir.path().join(format!("{id}.db"));
+        fetch(&store, id, Arc::new(Decrypt::default()), &out)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), snapshot_file(&db(8, seed)));
+    }
 }

@@ -11,5 +11,6 @@
 pub mod drain;
 pub mod duration;
 pub mod retention;
+pub mod schedule;
 pub mod secret;
 pub mod upgrade;

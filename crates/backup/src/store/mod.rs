@@ -211,9 +211,31 @@ impl Location {
 
     /// Opens the store (a local directory is created, mode 0700, when first written).
     pub fn open(&self) -> Result<Box<dyn Store>, StoreError> {
+        self.open_with(&StoreOptions::default())
+    }
+
+    /// Opens the store with these settings.
+    pub fn open_with(&self, options: &StoreOptions) -> Result<Box<dyn Store>, StoreError> {
         match self {
             Location::Dir(d) => Ok(Box::new(local::LocalStore::new(d.clone()))),
-            Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Store::from_env(bucket, prefix)?)),
+            Location::S3 { bucket, prefix } => Ok(Box::new(
+                s3::S3Store::from_env(bucket, prefix)?.with_part_size(options.part_size),
+            )),
+        }
+    }
+}
+
+/// Store settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// S3 multipart part size in bytes (at least 5 MiB).
+    pub part_size: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            part_size: s3::DEFAULT_PART_SIZE,
         }
     }
 }
@@ -221,6 +243,11 @@ impl Location {
 /// Opens a destination string.
 pub fn open(dest: &str) -> Result<Box<dyn Store>, StoreError> {
     Location::parse(dest)?.open()
+}
+
+/// Opens a destination string with these settings.
+pub fn open_with(dest: &str, options: &StoreOptions) -> Result<Box<dyn Store>, StoreError> {
+    Location::parse(dest)?.open_with(options)
 }
 
 #[cfg(test)]

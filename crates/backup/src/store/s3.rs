@@ -6,7 +6,7 @@
 //! (`~/.aws/credentials`, `~/.aws/config`; `AWS_PROFILE`, default `default`). Path-style
 //! requests (what MinIO, Garage and Ceph expect) unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST` is
 //! set; an `http://` endpoint is allowed. Large objects go up as a multipart upload
-//! (8 MiB parts, 4 in flight), aborted when the stream does not end cleanly.
+//! (8 MiB parts by default, 4 in flight), aborted when the stream does not end cleanly.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +24,10 @@ use tokio::sync::mpsc;
 
 use super::{Chunk, ObjectInfo, Store, StoreError, StoreFuture, StoreKind};
 
-/// Multipart part size.
-const PART_SIZE: usize = 8 << 20;
+/// Default multipart part size.
+pub const DEFAULT_PART_SIZE: usize = 8 << 20;
+/// The smallest part S3 accepts (every part but the last).
+pub const MIN_PART_SIZE: usize = 5 << 20;
 /// Parts uploading at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
@@ -36,6 +38,7 @@ pub struct S3Store {
     bucket: String,
     prefix: String,
     endpoint: String,
+    part_size: usize,
 }
 
 /// Credentials and settings read from the shared AWS profile files.
@@ -170,7 +173,14 @@ impl S3Store {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             endpoint,
+            part_size: DEFAULT_PART_SIZE,
         })
+    }
+
+    /// Uploads in parts of `bytes` (at least [`MIN_PART_SIZE`]; smaller values are raised to it).
+    pub fn with_part_size(mut self, bytes: usize) -> S3Store {
+        self.part_size = bytes.max(MIN_PART_SIZE);
+        self
     }
 
     fn path(&self, name: &str) -> ObjectPath {
@@ -296,7 +306,7 @@ impl Store for S3Store {
                 .put_multipart(&path)
                 .await
                 .map_err(|e| self.classify("starting the upload of", name, e))?;
-            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
             let mut size = 0u64;
             loop {
                 match data.recv().await {

@@ -1,4 +1,4 @@
-//! `kubemaint backup run|list|fetch|prune`: regular etcd backups, compressed, optionally
+//! `kubemaint backup run|schedule|list|fetch|prune`: regular etcd backups, compressed, optionally
 //! encrypted, to a local directory or an S3-compatible bucket, with retention.
 
 pub mod fetch;
@@ -6,6 +6,7 @@ pub mod list;
 pub mod prune;
 pub mod retention;
 pub mod run;
+pub mod schedule;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,8 @@ pub struct BackupArgs {
 enum BackupCommand {
     /// Take a backup now: snapshot (SHA-256 checked), zstd, age, upload, manifest, retention.
     Run(Box<run::RunArgs>),
+    /// Run backups on a cron schedule in the foreground (systemd, a Deployment), with metrics.
+    Schedule(Box<schedule::ScheduleArgs>),
     /// List the backups in a destination.
     List(list::ListArgs),
     /// Download, decrypt, decompress and verify a backup into a snapshot file.
@@ -38,6 +41,7 @@ enum BackupCommand {
 pub async fn run(args: BackupArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     match args.command {
         BackupCommand::Run(a) => run::run(*a, global).await,
+        BackupCommand::Schedule(a) => schedule::run(*a, global).await,
         BackupCommand::List(a) => list::run(a, global).await,
         BackupCommand::Fetch(a) => fetch::run(a, global).await,
         BackupCommand::Prune(a) => prune::run(a, global).await,
@@ -66,7 +70,15 @@ impl KeyArgs {
 
 /// Opens a destination, turning a malformed one into a usage error.
 pub fn open_store(dest: &str) -> anyhow::Result<Box<dyn kubemaint_backup::Store>> {
-    kubemaint_backup::store::open(dest).map_err(|e| match e {
+    open_store_with(dest, &kubemaint_backup::store::StoreOptions::default())
+}
+
+/// Opens a destination with these settings, turning a malformed one into a usage error.
+pub fn open_store_with(
+    dest: &str,
+    options: &kubemaint_backup::store::StoreOptions,
+) -> anyhow::Result<Box<dyn kubemaint_backup::Store>> {
+    kubemaint_backup::store::open_with(dest, options).map_err(|e| match e {
         kubemaint_backup::StoreError::BadLocation { .. } => CodedError::usage(e.to_string()),
         other => anyhow::Error::new(other),
     })

@@ -5,17 +5,21 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use kubemaint_backup::Store;
 use kubemaint_backup::crypto::Encrypt;
 use kubemaint_backup::pipeline::EncodeOptions;
 use kubemaint_backup::prune;
-use kubemaint_backup::run::{SourceInfo, write_backup};
-use kubemaint_core::retention::RunOutcome;
+use kubemaint_backup::run::{RunError, SourceInfo, write_backup};
+use kubemaint_backup::store::StoreOptions;
+use kubemaint_core::retention::{Decision, Policy, RunOutcome};
+use kubemaint_etcd::client::config::ConnectionConfig;
 use kubemaint_etcd::client::{self, Selected};
 use kubemaint_etcd::save::manifest::{ManifestMember, SourceMember};
 use serde::Serialize;
+use tokio::sync::watch;
 
 use super::retention::{RetentionArgs, print_decisions};
-use super::{human_bytes, open_store};
+use super::{human_bytes, open_store_with};
 use crate::commands::etcd::connection::ConnectionArgs;
 use crate::exit::{CodedError, SUCCESS};
 use crate::global::GlobalArgs;
@@ -30,8 +34,16 @@ use crate::output::print_machine;
 
 The snapshot streams from etcd through its SHA-256 check, zstd and age straight into DEST
 (no local copy); the manifest is written last, so an interrupted run leaves no backup listed.
-Retention runs only after a successful backup; a failed run deletes nothing.")]
+Retention runs only after a successful backup; a failed run deletes nothing.
+Two backups taken in the same second get IDs etcd-...Z and etcd-...Z-2.")]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub backup: BackupFlags,
+}
+
+/// What a backup run needs, shared by `backup run` and `backup schedule`.
+#[derive(Debug, Args)]
+pub struct BackupFlags {
     /// Where to store the backup: a directory or s3://bucket/prefix.
     #[arg(long, value_name = "DEST")]
     pub to: String,
@@ -45,6 +57,13 @@ pub struct RunArgs {
     /// zstd worker threads (default: the number of CPUs, at most 4).
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
+    /// Read the snapshot from etcd at most this fast, in KiB per second (spares a busy
+    /// member's disk and the network; default: no limit).
+    #[arg(long, value_name = "KIB_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_rate_kib: Option<u64>,
+    /// S3 multipart part size in MiB (5-5120; parts upload 4 at a time).
+    #[arg(long, value_name = "MIB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(5..=5120))]
+    pub part_size_mib: u64,
     #[command(flatten)]
     pub retention: RetentionArgs,
     /// Show what retention would delete, but delete nothing.
@@ -96,27 +115,123 @@ struct Output<'a> {
     retention_dry_run: bool,
 }
 
-/// Runs `backup run`.
-pub async fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
-    let store = open_store(&args.to)?;
-    let encrypt = args.encryption.load()?;
-    let config = args.connection.clone().resolve()?;
-    for w in &config.warnings {
-        eprintln!("warning: {w}");
+/// A run's settings, resolved and checked once (a scheduler reuses them for every run).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The destination.
+    pub store: Box<dyn Store>,
+    /// Compression, encryption, pacing.
+    pub opts: EncodeOptions,
+    /// How to reach etcd.
+    pub config: ConnectionConfig,
+    /// The retention policy for this destination.
+    pub policy: Policy,
+    /// Retention only reports.
+    pub dry_run_retention: bool,
+}
+
+impl BackupFlags {
+    /// Opens the destination, loads the keys and resolves the etcd connection; bad input is
+    /// a usage error. Prints the warning when the backups will not be encrypted.
+    pub fn prepare(self) -> anyhow::Result<Prepared> {
+        let options = StoreOptions {
+            part_size: (self.part_size_mib as usize) << 20,
+        };
+        let store = open_store_with(&self.to, &options)?;
+        let encrypt = self.encryption.load()?;
+        let config = self.connection.clone().resolve()?;
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)
+        });
+        let policy = self.retention.policy(store.kind());
+        Ok(Prepared {
+            opts: EncodeOptions {
+                level: self.level,
+                threads,
+                encrypt: encrypt.map(Arc::new),
+                max_rate: self.max_rate_kib.map(|k| k * 1024),
+            },
+            store,
+            config,
+            policy,
+            dry_run_retention: self.dry_run_retention,
+        })
     }
-    // Fail on a bad destination (unreachable, credentials, bucket) before touching etcd.
-    store.check().await.with_context(|| {
-        format!(
-            "the destination {} is not usable; no backup was taken",
-            store.location()
-        )
-    })?;
-    let Selected {
-        mut client,
-        status,
-        members,
-        choice,
-    } = client::connect_and_choose(&config).await?;
+}
+
+/// A stored backup and what retention did after it.
+#[derive(Debug)]
+pub struct Taken {
+    /// The backup.
+    pub manifest: kubemaint_backup::BackupManifest,
+    /// Retention's decisions.
+    pub decisions: Vec<Decision>,
+    /// The IDs deleted (none on a dry run).
+    pub deleted: Vec<String>,
+}
+
+/// Why a run did not store a backup, or stored it but retention failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TakeError {
+    /// Stopped by a signal before anything was stored; nothing is left behind.
+    #[error("interrupted: the run was abandoned; nothing was stored and nothing deleted")]
+    Cancelled,
+    /// The run failed; nothing was stored and nothing deleted.
+    #[error("backup to {location} failed; no backup was stored and retention deleted nothing")]
+    Failed {
+        /// The destination.
+        location: String,
+        /// The cause.
+        source: anyhow::Error,
+    },
+    /// The backup was stored, retention failed.
+    #[error("backup {id} is stored in {location}, but retention failed")]
+    Retention {
+        /// The backup.
+        id: String,
+        /// The destination.
+        location: String,
+        /// The cause.
+        source: anyhow::Error,
+    },
+}
+
+/// Resolves when `cancel` turns true.
+pub async fn cancelled(mut cancel: watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// One backup: checks the destination, connects to etcd, streams the snapshot into the store
+/// (manifest last), then applies retention. `cancel` turning true abandons the run cleanly
+/// (the upload in flight is aborted, no object is listed as a backup).
+pub async fn take(p: &Prepared, cancel: watch::Receiver<bool>) -> Result<Taken, TakeError> {
+    let location = p.store.location();
+    let failed = |source: anyhow::Error| TakeError::Failed {
+        location: location.clone(),
+        source,
+    };
+    let setup = async {
+        // Fail on a bad destination (unreachable, credentials, bucket) before touching etcd.
+        p.store.check().await.with_context(|| {
+            format!("the destination {location} is not usable; no backup was taken")
+        })?;
+        let Selected {
+            client,
+            status,
+            members,
+            choice,
+        } = client::connect_and_choose(&p.config).await?;
+        Ok::<_, anyhow::Error>((client, status, members, choice))
+    };
+    let (mut client, status, members, choice) = tokio::select! {
+        r = setup => r.map_err(failed)?,
+        _ = cancelled(cancel.clone()) => return Err(TakeError::Cancelled),
+    };
     let member_name = members
         .iter()
         .find(|m| m.id == status.member_id)
@@ -147,71 +262,95 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
             })
             .collect(),
     };
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)
-    });
-    let opts = EncodeOptions {
-        level: args.level,
-        threads,
-        encrypt: encrypt.map(Arc::new),
-    };
     let started = jiff::Timestamp::now();
-    let stream = client.snapshot().await?;
+    let stream = tokio::select! {
+        r = client.snapshot() => r.map_err(|e| failed(e.into()))?,
+        _ = cancelled(cancel.clone()) => return Err(TakeError::Cancelled),
+    };
     let manifest = match write_backup(
         stream,
         info,
-        store.as_ref(),
-        &opts,
+        p.store.as_ref(),
+        &p.opts,
         started,
-        crate::commands::shutdown_signal(),
+        cancelled(cancel),
     )
     .await
     {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("The run failed: retention was not applied, nothing was deleted.");
-            return Err(anyhow::Error::new(e).context(format!(
-                "backup to {} failed; no backup was stored",
-                store.location()
-            )));
-        }
+        Err(RunError::Cancelled) => return Err(TakeError::Cancelled),
+        Err(e) => return Err(failed(e.into())),
     };
 
-    let policy = args.retention.policy(store.kind());
-    let listing = prune::list(store.as_ref()).await.with_context(|| {
-        format!(
-            "backup {} is stored, but listing {} for retention failed; nothing was deleted",
-            manifest.id,
-            store.location()
+    let retention = |source: anyhow::Error| TakeError::Retention {
+        id: manifest.id.clone(),
+        location: location.clone(),
+        source,
+    };
+    let listing = prune::list(p.store.as_ref()).await.map_err(|e| {
+        retention(
+            anyhow::Error::new(e).context("listing for retention failed; nothing was deleted"),
         )
     })?;
     let decisions = prune::decide(
         &listing,
-        &policy,
+        &p.policy,
         jiff::Timestamp::now(),
         RunOutcome::Succeeded,
     );
-    let deleted = if args.dry_run_retention {
+    let deleted = if p.dry_run_retention {
         Vec::new()
     } else {
-        prune::apply(store.as_ref(), &listing, &decisions)
+        prune::apply(p.store.as_ref(), &listing, &decisions)
             .await
-            .with_context(|| {
-                format!(
-                    "backup {} is stored, but retention could not delete everything it chose",
-                    manifest.id
+            .map_err(|e| {
+                retention(
+                    anyhow::Error::new(e).context("could not delete everything retention chose"),
                 )
             })?
     };
+    Ok(Taken {
+        manifest,
+        decisions,
+        deleted,
+    })
+}
+
+/// Runs `backup run`.
+pub async fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
+    let p = args.backup.prepare()?;
+    let (tx, rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        crate::commands::shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    let result = take(&p, rx).await;
+    signals.abort();
+    let Taken {
+        manifest,
+        decisions,
+        deleted,
+    } = match result {
+        Ok(t) => t,
+        Err(TakeError::Cancelled) => {
+            return Err(anyhow::Error::new(TakeError::Cancelled));
+        }
+        Err(e @ TakeError::Failed { .. }) => {
+            eprintln!("The run failed: retention was not applied, nothing was deleted.");
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let policy = &p.policy;
     let out = Output {
         backup: &manifest,
-        destination: store.location(),
+        destination: p.store.location(),
         retention: &decisions,
         deleted: &deleted,
-        retention_dry_run: args.dry_run_retention,
+        retention_dry_run: p.dry_run_retention,
     };
     if !print_machine(global.output, &out)? {
-        println!("Backup {} stored in {}", manifest.id, store.location());
+        println!("Backup {} stored in {}", manifest.id, p.store.location());
         println!("  object     {}", manifest.object);
         println!(
             "  snapshot   {} ({} bytes), SHA-256 {} (checked against etcd's trailer)",
@@ -244,13 +383,13 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         } else {
             println!(
                 "Retention{}:",
-                if args.dry_run_retention {
+                if p.dry_run_retention {
                     " (dry run: nothing deleted)"
                 } else {
                     ""
                 }
             );
-            print_decisions(&decisions, args.dry_run_retention);
+            print_decisions(&decisions, p.dry_run_retention);
         }
     }
     Ok(SUCCESS)
