@@ -11,12 +11,15 @@
 //!   [`drain::prepare`] reads and plans, [`drain::Prepared::run`] cordons and removes pods,
 //!   reporting kubectl's lines through a [`drain::Reporter`] and returning a
 //!   [`drain::DrainReport`].
+//! - [`exec`]: running a node's upgrade commands (`upgrade apply`): the [`exec::Executor`]
+//!   trait and the local [`exec::command::CommandExecutor`].
 //!
 //! Clients: kube retries HTTP 429 by itself, which would hide a PodDisruptionBudget refusal;
 //! the eviction client handed in must have `default_retry` off.
 #![warn(missing_docs)]
 
 pub mod drain;
+pub mod exec;
 pub mod nodes;
 pub mod read;
 pub mod upgrade;

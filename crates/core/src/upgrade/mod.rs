@@ -3,8 +3,10 @@
 //!
 //! The `kubemaint upgrade plan` command discovers the versions a cluster runs, hands them in
 //! here as a [`plan::ClusterState`], and prints the [`plan::UpgradePlan`] and the
-//! [`preflight::Check`]s that come back.
+//! [`preflight::Check`]s that come back. `kubemaint upgrade apply` turns the plan into node
+//! jobs and runs them through the state machine of [`apply`].
 
+pub mod apply;
 pub mod node_commands;
 pub mod plan;
 pub mod preflight;
