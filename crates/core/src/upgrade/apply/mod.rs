@@ -16,7 +16,10 @@
 //! cordoned) → drain → each node's commands → wait until Ready at the version → uncordon (only
 //! the cordons kubemaint made) → health gate.
 
+pub mod health;
+pub mod lock;
 mod next;
+pub mod simulate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

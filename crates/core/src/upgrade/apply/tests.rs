@@ -614,3 +614,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_dry_run_simulation_ends_done_and_matches_a_real_run() {
+    let cs = cluster(2, 3, "v1.19.16", &[], "");
+    let plan = apply_plan(&cs, "v1.20.2");
+    let foreign: BTreeSet<String> = ["w-2".to_string()].into();
+    let sim = initial(&cs, &foreign, &BTreeSet::new());
+    let actions = simulate::simulate(&RunState::default(), &sim.facts(), &plan, &OPTS, 1000);
+    assert_eq!(actions.last(), Some(&Action::Done));
+    assert_eq!(actions.first(), Some(&Action::Snapshot { stage: 0 }));
+    let uncordoned: Vec<&String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Uncordon { nodes } => Some(nodes),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(uncordoned, ["cp-1", "cp-2", "w-1", "w-3"]);
+    let commands = actions
+        .iter()
+        .filter(|a| matches!(a, Action::RunCommands { .. }))
+        .count();
+    assert_eq!(commands, 5);
+}
