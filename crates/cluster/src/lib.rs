@@ -11,6 +11,7 @@
 //!   [`drain::prepare`] reads and plans, [`drain::Prepared::run`] cordons and removes pods,
 //!   reporting kubectl's lines through a [`drain::Reporter`] and returning a
 //!   [`drain::DrainReport`].
+//! - [`apply`]: `upgrade apply`'s run record (ConfigMap), Lease and observations.
 //! - [`exec`]: running a node's upgrade commands (`upgrade apply`): the [`exec::Executor`]
 //!   trait and the local [`exec::command::CommandExecutor`].
 //!
@@ -18,6 +19,7 @@
 //! the eviction client handed in must have `default_retry` off.
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod drain;
 pub mod exec;
 pub mod nodes;

@@ -40,6 +40,9 @@ pub struct SaveArgs {
     /// Do not draw a progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Print no summary (a caller such as `upgrade apply` reports the file itself).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 /// A progress bar on a terminal, a line every few seconds otherwise.
@@ -142,8 +145,42 @@ pub async fn run(args: SaveArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// Saves a snapshot to `file` as `etcd snapshot save` does (`.part`, SHA-256 trailer checked,
+/// manifest), printing no summary, then checks the saved file as `etcd snapshot verify` does
+/// (trailer and full bbolt structure). `upgrade apply` takes one before the control plane.
+pub async fn save_verified(file: PathBuf, connection: ConnectionArgs) -> anyhow::Result<PathBuf> {
+    let args = SaveArgs {
+        file: file.clone(),
+        connection,
+        verify_hash_kv: false,
+        no_progress: true,
+        quiet: true,
+    };
+    let global = GlobalArgs {
+        kubeconfig: None,
+        context: None,
+        output: crate::output::OutputFormat::Table,
+        verbose: 0,
+    };
+    save(args, &global).await?;
+    let report = kubemaint_etcd::snapshot::verify(
+        &file,
+        &kubemaint_etcd::snapshot::StatusOptions::default(),
+    )
+    .with_context(|| format!("cannot check the snapshot {}", file.display()))?;
+    if !report.is_valid(false) {
+        anyhow::bail!(
+            "the snapshot {} was saved but does not verify (`kubemaint etcd snapshot verify {}` says why); not going on without a good backup",
+            file.display(),
+            file.display()
+        );
+    }
+    Ok(file)
+}
+
 async fn save(args: SaveArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     let target = args.file.clone();
+    let quiet = args.quiet;
     if target.as_os_str().is_empty() || target.to_string_lossy().ends_with('/') {
         return Err(CodedError::usage(format!(
             "FILE must be a file path, not {:?}",
@@ -289,7 +326,7 @@ async fn save(args: SaveArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         )
     })?;
 
-    if !print_machine(global.output, &manifest)? {
+    if !quiet && !print_machine(global.output, &manifest)? {
         print_summary(&saved, &manifest_path, &manifest, &streamed, elapsed);
     }
     if let Some(check) = &manifest.hash_kv {

@@ -6,6 +6,7 @@
 //! (facts from [`kubemaint_cluster::upgrade::checks`] and the local [`checks`]) → output
 //! ([`render`]).
 
+pub mod apply;
 pub mod checks;
 pub mod render;
 
@@ -41,6 +42,11 @@ enum UpgradeCommand {
         after_help = "Examples:\n  kubemaint upgrade plan                          # next minor's latest patch\n  kubemaint upgrade plan --target v1.21.14        # a chain: v1.20.15, then v1.21.14\n  kubemaint upgrade plan --to-minor 1.25 --pki-dir /etc/kubernetes/pki --backup-dir /var/backups/etcd\n  kubemaint upgrade plan -o markdown > runbook.md # per-node commands for Debian/Ubuntu kubeadm nodes\n\nOutput: -o table (default), json, yaml (the whole plan; see README), markdown (a runbook).\nExit codes: 0 plan printed (see the preflight for blockers), 1 the cluster could not be read, 2 bad input (unknown or downgrade target, unreadable --releases)."
     )]
     Plan(PlanArgs),
+    /// Upgrade the cluster to a version, node by node, as `upgrade plan` shows: control-plane
+    /// nodes one at a time, then workers in batches within every PodDisruptionBudget;
+    /// resumable, locked by a Lease, an etcd snapshot first.
+    #[command(after_help = apply::AFTER_HELP)]
+    Apply(apply::ApplyArgs),
 }
 
 /// Raw flags of `upgrade plan`.
@@ -110,27 +116,7 @@ impl PlanArgs {
             ),
             (None, None) => TargetChoice::Next,
         };
-        let (index, index_source) = match &self.releases {
-            None => (ReleaseIndex::builtin(), "built-in".to_string()),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    CodedError::usage(format!(
-                        "--releases {}: cannot read it ({e}); give a readable YAML or JSON file",
-                        path.display()
-                    ))
-                })?;
-                let file: ReleaseFile = serde_saphyr::from_str(&text).map_err(|e| {
-                    CodedError::usage(format!(
-                        "--releases {}: not a release index ({e}); expected `releases:` with entries `{{version: v1.N.P, etcd: TAG, coredns: TAG}}`",
-                        path.display()
-                    ))
-                })?;
-                let index = ReleaseIndex::from_file(file).map_err(|e| {
-                    CodedError::usage(format!("--releases {}: {e}", path.display()))
-                })?;
-                (index, path.display().to_string())
-            }
-        };
+        let (index, index_source) = load_releases(self.releases.as_deref())?;
         let pki_dir = self.etcd.pki_dir.clone();
         let asked = self.etcd.pki_dir.is_some()
             || self.etcd.kubeadm.is_some()
@@ -149,10 +135,36 @@ impl PlanArgs {
     }
 }
 
+/// The release index: the built-in one, or `--releases FILE` (YAML or JSON); with where it came
+/// from. A bad file is a usage error.
+pub fn load_releases(path: Option<&std::path::Path>) -> anyhow::Result<(ReleaseIndex, String)> {
+    Ok(match path {
+        None => (ReleaseIndex::builtin(), "built-in".to_string()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CodedError::usage(format!(
+                    "--releases {}: cannot read it ({e}); give a readable YAML or JSON file",
+                    path.display()
+                ))
+            })?;
+            let file: ReleaseFile = serde_saphyr::from_str(&text).map_err(|e| {
+                CodedError::usage(format!(
+                    "--releases {}: not a release index ({e}); expected `releases:` with entries `{{version: v1.N.P, etcd: TAG, coredns: TAG}}`",
+                    path.display()
+                ))
+            })?;
+            let index = ReleaseIndex::from_file(file)
+                .map_err(|e| CodedError::usage(format!("--releases {}: {e}", path.display())))?;
+            (index, path.display().to_string())
+        }
+    })
+}
+
 /// Runs `kubemaint upgrade ...`.
 pub async fn run(args: UpgradeArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     match args.command {
         UpgradeCommand::Plan(args) => run_plan(args.resolve()?, global).await,
+        UpgradeCommand::Apply(args) => apply::run(args, global).await,
     }
 }
 
