@@ -1,8 +1,9 @@
-//! `kubemaint backup run|schedule|list|fetch|prune`: regular etcd backups, compressed, optionally
+//! `kubemaint backup run|schedule|manifests|list|fetch|prune`: regular etcd backups, compressed, optionally
 //! encrypted, to a local directory or an S3-compatible bucket, with retention.
 
 pub mod fetch;
 pub mod list;
+pub mod manifests;
 pub mod prune;
 pub mod retention;
 pub mod run;
@@ -29,6 +30,9 @@ enum BackupCommand {
     Run(Box<run::RunArgs>),
     /// Run backups on a cron schedule in the foreground (systemd, a Deployment), with metrics.
     Schedule(Box<schedule::ScheduleArgs>),
+    /// Print a CronJob (or Deployment) + ServiceAccount + Secret template running backups
+    /// inside a kubeadm cluster against its local etcd.
+    Manifests(Box<manifests::ManifestsArgs>),
     /// List the backups in a destination.
     List(list::ListArgs),
     /// Download, decrypt, decompress and verify a backup into a snapshot file.
@@ -42,6 +46,7 @@ pub async fn run(args: BackupArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     match args.command {
         BackupCommand::Run(a) => run::run(*a, global).await,
         BackupCommand::Schedule(a) => schedule::run(*a, global).await,
+        BackupCommand::Manifests(a) => manifests::run(*a, global).await,
         BackupCommand::List(a) => list::run(a, global).await,
         BackupCommand::Fetch(a) => fetch::run(a, global).await,
         BackupCommand::Prune(a) => prune::run(a, global).await,
