@@ -25,6 +25,20 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client, LabError> {
     kube::Client::try_from(config).map_err(|e| err(Box::new(e)))
 }
 
+/// A client with a kubeconfig's credentials for another server URL of the lab (one control-plane
+/// node's own API server, rather than the endpoint the kubeconfig names).
+pub async fn client_at(kubeconfig: &Path, url: &str) -> Result<kube::Client, LabError> {
+    let err = |e: Box<dyn std::error::Error + Send + Sync>| {
+        LabError::Kubeconfig(kubeconfig.to_path_buf(), e)
+    };
+    let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| err(Box::new(e)))?;
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| err(Box::new(e)))?;
+    config.cluster_url = url.parse().map_err(|e| err(Box::new(e)))?;
+    kube::Client::try_from(config).map_err(|e| err(Box::new(e)))
+}
+
 /// Creates an object given as JSON; one that already exists is left as it is.
 pub(crate) async fn create<K>(api: &Api<K>, obj: Value) -> Result<(), LabError>
 where

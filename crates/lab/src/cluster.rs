@@ -237,6 +237,15 @@ impl Lab {
         Ok(lab)
     }
 
+    /// A running lab started by someone else (another process, `kubemaint-lab up`), from its
+    /// state file: to control its components. Dropping it stops nothing.
+    pub fn open(dir: &Path) -> Result<Lab, LabError> {
+        Ok(Lab {
+            state: LabState::load(dir)?,
+            kubelet: None,
+        })
+    }
+
     /// The lab directory.
     pub fn dir(&self) -> &Path {
         &self.state.dir
@@ -452,13 +461,10 @@ impl Lab {
     /// test binary never leaves a control plane behind.
     fn spawn_watchdog(&self) -> Result<(), LabError> {
         let me = std::process::id();
-        let pids: Vec<String> = process::recorded(&self.state.dir)
-            .iter()
-            .map(|p| p.pid.to_string())
-            .collect();
+        // The pid files are read when this process is gone, not now: a component restarted in
+        // between (`kubemaint-lab node upgrade`) has a new pid. `$$` is the watchdog itself.
         let script = format!(
-            "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill {pids} 2>/dev/null; sleep 5; kill -9 {pids} 2>/dev/null; rm -f '{run}'/*.pid",
-            pids = pids.join(" "),
+            "while kill -0 {me} 2>/dev/null; do sleep 1; done; cd '{run}' || exit 0; pids=$(cat ./*.pid 2>/dev/null | while read -r pid _; do [ \"$pid\" = $$ ] || echo \"$pid\"; done); [ -n \"$pids\" ] || exit 0; kill $pids 2>/dev/null; sleep 5; kill -9 $pids 2>/dev/null; rm -f ./*.pid",
             run = process::run_dir(&self.state.dir).display()
         );
         // Recorded like the other processes, so `down` stops the watchdog too.
@@ -525,6 +531,7 @@ fn start_etcd(
             program: binaries.etcd(version),
             args: server.args.clone(),
             node: Some(node.name.clone()),
+            version: None,
         });
         // The lab owns the process now; `down` stops it by pid file (an error stops all).
         std::mem::forget(server);

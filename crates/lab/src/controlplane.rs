@@ -199,6 +199,7 @@ impl Layout {
             name: self.process_name("kube-apiserver", node),
             program: binaries.kube_at(&node.version, "kube-apiserver"),
             node: Some(node.name.clone()),
+            version: None,
             args: vec![
                 "--bind-address=127.0.0.1".into(),
                 format!("--secure-port={}", node.ports.apiserver),
@@ -262,6 +263,7 @@ impl Layout {
             name: self.process_name("kube-controller-manager", node),
             program: binaries.kube_at(&node.version, "kube-controller-manager"),
             node: Some(node.name.clone()),
+            version: None,
             args: vec![
                 format!("--kubeconfig={conf}"),
                 format!("--authentication-kubeconfig={conf}"),
@@ -299,6 +301,7 @@ impl Layout {
             name: self.process_name("kube-scheduler", node),
             program: binaries.kube_at(&node.version, "kube-scheduler"),
             node: Some(node.name.clone()),
+            version: None,
             args: vec![
                 format!("--kubeconfig={conf}"),
                 format!("--authentication-kubeconfig={conf}"),

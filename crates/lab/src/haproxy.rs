@@ -163,6 +163,7 @@ pub fn prepare(dir: &Path, port: u16, backends: &[Backend]) -> Result<Component,
         program,
         args: vec!["-db".into(), "-f".into(), path.display().to_string()],
         node: None,
+        version: None,
     })
 }
 

@@ -4,9 +4,13 @@
 //! control-plane pods. Static pod manifests are also written to `DIR/manifests/` with the lab's
 //! real endpoints and certificate paths, like `/etc/kubernetes/manifests` on a control-plane node.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use kube::Api;
+use kube::api::{DeleteParams, PostParams, Preconditions};
 use serde_json::{Value, json};
 
 use std::path::Path;
@@ -236,18 +240,20 @@ fn etcd_flag(state: &LabState, key: &str) -> Option<String> {
 /// The static control-plane pods of a control-plane node, as the mirror pods its kubelet posts,
 /// with the image tags of the node's control-plane version.
 pub fn static_pods(node: &NodeSpec, state: &LabState, node_uid: &str) -> Vec<Value> {
-    let images = Images::for_version(state.control_plane_version(node));
+    let node_version = state.control_plane_version(node);
     let mut pods = Vec::new();
-    for component in [
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-    ] {
-        let image = images.control_plane(component).unwrap_or_default();
+    for kind in CONTROL_PLANE_KINDS {
+        let found = state.component_on(kind, &node.name);
+        let version = found
+            .and_then(|c| c.version.as_deref())
+            .unwrap_or(node_version);
+        let image = Images::for_version(version)
+            .control_plane(kind)
+            .unwrap_or_default()
+            .to_string();
+        let component = kind;
         let mut command = vec![component.to_string()];
-        let recorded = state.component_on(component, &node.name);
-        command.extend(recorded.map(|c| c.args.clone()).unwrap_or_default());
+        command.extend(found.map(|c| c.args.clone()).unwrap_or_default());
         // The kubelet hashes the whole manifest: a new image or new flags make a new mirror pod.
         let hash = format!(
             "{:032x}",
@@ -263,7 +269,7 @@ pub fn static_pods(node: &NodeSpec, state: &LabState, node_uid: &str) -> Vec<Val
         });
         // This node's own member and API server (dialable: the lab's processes listen on loopback).
         if component == "etcd"
-            && let Some(url) = recorded.and_then(|c| flag(c, "advertise-client-urls"))
+            && let Some(url) = found.and_then(|c| flag(c, "advertise-client-urls"))
         {
             annotations["kubeadm.kubernetes.io/etcd.advertise-client-urls"] = json!(url);
         }
@@ -292,25 +298,61 @@ pub fn static_pods(node: &NodeSpec, state: &LabState, node_uid: &str) -> Vec<Val
     pods
 }
 
-/// Writes `DIR/manifests/{etcd,kube-apiserver,...}.yaml` as kubeadm writes them on a node (the
-/// first control-plane node's), and with several control-plane nodes each node's own in
-/// `DIR/nodes/NODE/manifests/`.
-fn write_manifests(state: &LabState) -> std::io::Result<()> {
-    let control_planes: Vec<&NodeSpec> = state.nodes.iter().filter(|n| n.control_plane).collect();
-    let Some(first) = control_planes.first() else {
-        return Ok(());
-    };
-    write_node_manifests(state, first, &state.dir.join("manifests"))?;
+/// The static pod kinds of a control-plane node, in the order kubeadm upgrades them.
+pub const CONTROL_PLANE_KINDS: [&str; 4] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+
+/// Where a control-plane node's static pod manifests are: `DIR/manifests` for the first
+/// control-plane node (the lab directory is that node's `/etc/kubernetes`), else its node
+/// directory's `manifests` (`DIR/nodes/NODE/manifests`).
+pub fn manifests_dir(state: &LabState, node: &str) -> PathBuf {
+    manifests_dirs(state, node)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| state.dir.join("manifests"))
+}
+
+/// Every directory holding `node`'s manifests: the first control-plane node's are in
+/// `DIR/manifests`, and with several control-plane nodes each node's also in
+/// `DIR/nodes/NODE/manifests`.
+fn manifests_dirs(state: &LabState, node: &str) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if state
+        .nodes
+        .iter()
+        .find(|n| n.control_plane)
+        .is_none_or(|n| n.name == node)
+    {
+        dirs.push(state.dir.join("manifests"));
+    }
     if state.is_ha() {
-        for node in &control_planes {
-            let dir = crate::controlplane::node_dir(&state.dir, &node.name, true).join("manifests");
-            write_node_manifests(state, node, &dir)?;
-        }
+        dirs.push(crate::controlplane::node_dir(&state.dir, node, true).join("manifests"));
+    }
+    dirs
+}
+
+/// Writes every control-plane node's static pod manifests (see [`manifests_dir`]).
+pub fn write_manifests(state: &LabState) -> std::io::Result<()> {
+    for node in state.nodes.iter().filter(|n| n.control_plane) {
+        write_node_manifests(state, node)?;
     }
     Ok(())
 }
 
-fn write_node_manifests(state: &LabState, node: &NodeSpec, dir: &Path) -> std::io::Result<()> {
+/// Writes `{etcd,kube-apiserver,...}.yaml` of one control-plane node as kubeadm writes them,
+/// each through a temporary file and a rename, into each of its manifest directories.
+pub fn write_node_manifests(state: &LabState, node: &NodeSpec) -> std::io::Result<()> {
+    for dir in manifests_dirs(state, &node.name) {
+        write_manifests_into(state, node, &dir)?;
+    }
+    Ok(())
+}
+
+fn write_manifests_into(state: &LabState, node: &NodeSpec, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for pod in static_pods(node, state, "") {
         let mut pod = pod;
@@ -328,7 +370,57 @@ fn write_node_manifests(state: &LabState, node: &NodeSpec, dir: &Path) -> std::i
             .unwrap_or_default()
             .to_string();
         let yaml = serde_saphyr::to_string(&pod).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join(format!("{component}.yaml")), yaml)?;
+        let tmp = dir.join(format!(".{component}.yaml.tmp"));
+        std::fs::write(&tmp, yaml)?;
+        std::fs::rename(&tmp, dir.join(format!("{component}.yaml")))?;
+    }
+    Ok(())
+}
+
+/// The annotation holding a static pod's manifest hash on its mirror pod.
+pub const CONFIG_HASH: &str = "kubernetes.io/config.hash";
+
+/// Brings a control-plane node's mirror pods in line with its static pods, as its kubelet does:
+/// a missing one is created, one whose `kubernetes.io/config.hash` differs from the manifest's is
+/// deleted and created again. `existing` maps a kube-system pod name to its hash and UID (from a
+/// list or a watch cache); `node_uid` is the Node's UID (the mirror pods' owner).
+pub async fn sync_mirror_pods(
+    client: &kube::Client,
+    node: &NodeSpec,
+    state: &LabState,
+    node_uid: &str,
+    existing: &HashMap<String, (Option<String>, Option<String>)>,
+) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    for pod in static_pods(node, state, node_uid) {
+        let name = pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if let Some((hash, uid)) = existing.get(&name) {
+            if hash.as_deref() == pod["metadata"]["annotations"][CONFIG_HASH].as_str() {
+                continue;
+            }
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&name, &dp).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let pod: Pod = serde_json::from_value(pod).expect("a static pod is a valid Pod");
+        match api.create(&PostParams::default(), &pod).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

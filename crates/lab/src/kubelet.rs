@@ -593,56 +593,27 @@ fn fxhash(s: &str) -> u128 {
 }
 
 /// A kubelet creates a mirror pod for each static pod in `/etc/kubernetes/manifests`, and
-/// replaces it (delete, create) when the manifest changed: a new `kubernetes.io/config.hash`.
+/// replaces it when the manifest changed ([`crate::kubeadm::sync_mirror_pods`]).
 async fn ensure_mirror_pods(
     client: &kube::Client,
     spec: &NodeSpec,
     state: &LabState,
     store: &reflector::Store<Pod>,
 ) -> anyhow::Result<()> {
-    const HASH: &str = "kubernetes.io/config.hash";
     let existing: HashMap<String, (Option<String>, Option<String>)> = store
         .state()
         .iter()
         .filter(|p| p.namespace().as_deref() == Some("kube-system"))
-        .map(|p| (p.name_any(), (p.annotations().get(HASH).cloned(), p.uid())))
+        .map(|p| {
+            let hash = p.annotations().get(crate::kubeadm::CONFIG_HASH).cloned();
+            (p.name_any(), (hash, p.uid()))
+        })
         .collect();
     let nodes: Api<Node> = Api::all(client.clone());
     let Some(node) = nodes.get_opt(&spec.name).await? else {
         return Ok(());
     };
-    let api: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
-    for pod in crate::kubeadm::static_pods(spec, state, &node.uid().unwrap_or_default()) {
-        let name = pod["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if let Some((hash, uid)) = existing.get(&name) {
-            if hash.as_deref() == pod["metadata"]["annotations"][HASH].as_str() {
-                continue;
-            }
-            let dp = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(Preconditions {
-                    uid: uid.clone(),
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
-            };
-            match api.delete(&name, &dp).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        match api
-            .create(&PostParams::default(), &serde_json::from_value(pod)?)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let uid = node.uid().unwrap_or_default();
+    crate::kubeadm::sync_mirror_pods(client, spec, state, &uid, &existing).await?;
     Ok(())
 }

@@ -26,6 +26,7 @@ pub mod process;
 pub mod seed;
 pub mod state;
 pub mod testing;
+pub mod upgrade;
 
 pub use binaries::{Binaries, EtcdVersion};
 pub use cluster::{KubeletMode, Lab, UpOptions};

@@ -123,13 +123,29 @@ enum NodeCmd {
         #[command(flatten)]
         dir: DirArg,
     },
-    /// Upgrade the node's kubelet: it restarts (briefly NotReady) and reports the new version.
+    /// Upgrade a node: only its kubelet (`--kubelet-version`), or the whole node to a Kubernetes
+    /// version (`--kubernetes-version`) as kubeadm and the packages would: on a control-plane node
+    /// its binaries, static pod manifests and mirror pods component by component (etcd,
+    /// kube-apiserver, kube-controller-manager, kube-scheduler; each restarted and waited for),
+    /// with `--first` also kubeadm-config, kubelet-config-1.N, kube-proxy and CoreDNS; then the
+    /// kubelet, waiting until the node is Ready at the version. Exit 1 with the reason on failure
+    /// (`KUBEMAINT_LAB_FAIL_UPGRADE=NODE[,NODE]` makes it fail on purpose, for tests).
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["kubelet_version", "kubernetes_version"])))]
     Upgrade {
         /// The node.
         node: String,
-        /// The new kubelet version, e.g. v1.21.14.
+        /// Only the kubelet, to this version (e.g. v1.21.14); it restarts, briefly NotReady.
         #[arg(long)]
-        kubelet_version: String,
+        kubelet_version: Option<String>,
+        /// The whole node to this Kubernetes version (v1.20.2 real, another a stand-in).
+        #[arg(long)]
+        kubernetes_version: Option<String>,
+        /// The first control-plane node (`kubeadm upgrade apply`): also the cluster-level objects.
+        #[arg(long, requires = "kubernetes_version")]
+        first: bool,
+        /// How long each restarted component, and then the node, may take to be healthy (seconds).
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
         #[command(flatten)]
         dir: DirArg,
     },
@@ -352,6 +368,37 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 kubemaint_lab::seed::NAMESPACE
             );
         }
+        Cmd::Node {
+            action:
+                NodeCmd::Upgrade {
+                    node,
+                    kubernetes_version: Some(version),
+                    first,
+                    timeout_secs,
+                    dir,
+                    ..
+                },
+        } => {
+            let dir = std::path::absolute(&dir.dir)?;
+            let started = Instant::now();
+            let req = kubemaint_lab::upgrade::NodeUpgrade {
+                node: node.clone(),
+                version: version.clone(),
+                first,
+                timeout: Duration::from_secs(timeout_secs),
+            };
+            let lines = kubemaint_lab::upgrade::upgrade_node(&dir, &req)
+                .await
+                .with_context(|| format!("upgrade of {node} to {version} failed"))?;
+            for line in lines {
+                println!("{node}: {line}");
+            }
+            println!(
+                "{node} upgraded to {} in {:.1} s",
+                describe_version(&version),
+                started.elapsed().as_secs_f64()
+            );
+        }
         Cmd::Node { action } => node(action)?,
         Cmd::Kubelet { dir } => kubemaint_lab::kubelet::run(std::path::absolute(&dir.dir)?).await?,
     }
@@ -364,8 +411,19 @@ fn node(action: NodeCmd) -> anyhow::Result<()> {
         | NodeCmd::Start { node, dir }
         | NodeCmd::Upgrade { node, dir, .. } => (dir.dir.clone(), node.clone()),
     };
-    let mut state = LabState::load(&dir)?;
-    let spec = state.node_mut(&name)?;
+    let msg = LabState::update(&dir, |state| -> anyhow::Result<String> {
+        let spec = state.node_mut(&name)?;
+        node_change(spec, &name, action)
+    })?;
+    println!("{msg}");
+    Ok(())
+}
+
+fn node_change(
+    spec: &mut kubemaint_lab::state::NodeSpec,
+    name: &str,
+    action: NodeCmd,
+) -> anyhow::Result<String> {
     let msg = match action {
         NodeCmd::Stop { .. } => {
             spec.running = false;
@@ -379,6 +437,9 @@ fn node(action: NodeCmd) -> anyhow::Result<()> {
         NodeCmd::Upgrade {
             kubelet_version, ..
         } => {
+            let Some(kubelet_version) = kubelet_version else {
+                anyhow::bail!("--kubelet-version or --kubernetes-version is required");
+            };
             if !kubelet_version.starts_with('v') || kubelet_version[1..].split('.').count() != 3 {
                 anyhow::bail!(
                     "--kubelet-version {kubelet_version:?} is not a version like v1.21.14"
@@ -390,9 +451,7 @@ fn node(action: NodeCmd) -> anyhow::Result<()> {
             format!("kubelet on {name} upgraded {old} -> {kubelet_version} and restarting")
         }
     };
-    state.save()?;
-    println!("{msg}");
-    Ok(())
+    Ok(msg)
 }
 
 /// Every etcd member (leader or follower as it says itself) and, in an HA lab, which API

@@ -100,6 +100,11 @@ pub struct Component {
     /// The control-plane node it belongs to (`cp-1`); `None` for a process of the whole lab.
     #[serde(default)]
     pub node: Option<String>,
+    /// The Kubernetes version its program is (kube-apiserver, controller-manager, scheduler),
+    /// when it differs from its node's [`NodeSpec::control_plane_version`] — during a node's
+    /// upgrade, one component after the other. `None`: the node's version (and always for etcd).
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 impl Component {
@@ -161,6 +166,37 @@ impl LabState {
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|source| StateError::Write { path, source })
+    }
+
+    /// Reads, changes and writes `DIR/lab.json` under an exclusive lock (`DIR/lab.json.lock`),
+    /// so that concurrent `kubemaint-lab node ...` commands (an upgrade of several nodes at once)
+    /// never lose each other's change. Returns what `change` returns; nothing is written when
+    /// it fails.
+    pub fn update<T, E: From<StateError>>(
+        dir: &Path,
+        change: impl FnOnce(&mut LabState) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let lock_path = dir.join("lab.json.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| StateError::Write {
+                path: lock_path.clone(),
+                source,
+            })?;
+        let locked = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(
+            |(_, errno)| StateError::Write {
+                path: lock_path.clone(),
+                source: errno.into(),
+            },
+        )?;
+        let mut state = LabState::load(dir)?;
+        let out = change(&mut state)?;
+        state.save()?;
+        drop(locked);
+        Ok(out)
     }
 
     /// The node called `name`.

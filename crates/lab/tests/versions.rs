@@ -90,7 +90,7 @@ fn mirror_images_at(kc: &Kubectl, version: &str) -> bool {
 }
 
 #[test]
-fn stand_in_control_plane_says_its_version_everywhere() {
+fn stand_in_control_plane_says_its_version_everywhere_then_upgrades_node_by_node() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("lab");
     let _down = Down(dir.clone());
@@ -168,13 +168,153 @@ fn stand_in_control_plane_says_its_version_everywhere() {
     assert!(
         status
             .lines()
-            .any(|l| l.starts_with("cp-1") && l.ends_with("v1.19.16 *")),
+            .any(|l| l.starts_with("cp-1") && l.contains("control") && l.ends_with("v1.19.16 *")),
         "{status}"
     );
     assert!(
         status.contains("* stand-in: v1.20.2 code relinked"),
         "{status}"
     );
+
+    // Refusals change nothing: a skipped minor, --first on a worker, a deliberate failure.
+    let skip = lab(
+        &[
+            "node",
+            "upgrade",
+            "cp-1",
+            "--kubernetes-version",
+            "v1.21.14",
+        ],
+        &dir,
+    );
+    assert!(!skip.status.success());
+    assert!(
+        String::from_utf8_lossy(&skip.stderr).contains("skips a minor"),
+        "{}",
+        String::from_utf8_lossy(&skip.stderr)
+    );
+    let first = lab(
+        &[
+            "node",
+            "upgrade",
+            "worker-1",
+            "--kubernetes-version",
+            "v1.20.2",
+            "--first",
+        ],
+        &dir,
+    );
+    assert!(!first.status.success());
+    assert!(String::from_utf8_lossy(&first.stderr).contains("worker-1 is a worker"));
+    let failed = Command::new(LAB)
+        .args([
+            "node",
+            "upgrade",
+            "worker-1",
+            "--kubernetes-version",
+            "v1.20.2",
+            "--dir",
+        ])
+        .arg(&dir)
+        .env(kubemaint_lab::upgrade::FAIL_ENV, "cp-9,worker-1")
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("upgrade of worker-1 failed on purpose"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    let worker = kc.json(&["get", "node", "worker-1"]);
+    assert_eq!(worker["status"]["nodeInfo"]["kubeletVersion"], "v1.19.16");
+
+    // The first control-plane node to the real v1.20.2, as `kubeadm upgrade apply` would.
+    let pid = |name: &str| {
+        kubemaint_lab::process::recorded(&dir)
+            .into_iter()
+            .find(|p| p.name == name)
+            .map(|p| p.pid)
+            .unwrap_or_else(|| panic!("no pid file for {name}"))
+    };
+    let before: Vec<u32> = CONTROL_PLANE.iter().map(|c| pid(c)).collect();
+    let etcd_before = pid("etcd");
+    let out = lab_ok(
+        &[
+            "node",
+            "upgrade",
+            "cp-1",
+            "--kubernetes-version",
+            "v1.20.2",
+            "--first",
+        ],
+        &dir,
+    );
+    assert!(out.contains("cp-1 upgraded to v1.20.2 in"), "{out}");
+    let after: Vec<u32> = CONTROL_PLANE.iter().map(|c| pid(c)).collect();
+    for ((c, b), a) in CONTROL_PLANE.iter().zip(&before).zip(&after) {
+        assert_ne!(b, a, "{c} was restarted for real\n{out}");
+        let line = format!("{c}: v1.19.16 -> v1.20.2, restarted (pid {b} -> {a})");
+        assert!(out.contains(&line), "{out}");
+    }
+    assert_eq!(
+        pid("etcd"),
+        etcd_before,
+        "1.19 and 1.20 pin the same etcd: kept"
+    );
+    let version = server_version(&kc);
+    assert_eq!(version["gitVersion"], "v1.20.2", "{version}");
+    assert!(
+        mirror_images_at(&kc, "v1.20.2"),
+        "mirror pods at v1.20.2 when the command returns"
+    );
+    let manifest = std::fs::read_to_string(dir.join("manifests/kube-scheduler.yaml")).unwrap();
+    assert!(
+        manifest.contains("k8s.gcr.io/kube-scheduler:v1.20.2"),
+        "{manifest}"
+    );
+    let config = kc.json(&["get", "configmap", "-n", "kube-system", "kubeadm-config"]);
+    let cluster = config["data"]["ClusterConfiguration"].as_str().unwrap();
+    assert!(cluster.contains("kubernetesVersion: v1.20.2"), "{cluster}");
+    kc.ok(&[
+        "get",
+        "configmap",
+        "-n",
+        "kube-system",
+        "kubelet-config-1.20",
+    ]);
+    assert_eq!(
+        image(
+            &kc,
+            &["get", "daemonset", "-n", "kube-system", "kube-proxy"]
+        ),
+        "k8s.gcr.io/kube-proxy:v1.20.2"
+    );
+    let cp = kc.json(&["get", "node", "cp-1"]);
+    assert_eq!(cp["status"]["nodeInfo"]["kubeletVersion"], "v1.20.2");
+
+    // A worker: only its kubelet moves.
+    let out = lab_ok(
+        &[
+            "node",
+            "upgrade",
+            "worker-1",
+            "--kubernetes-version",
+            "v1.20.2",
+        ],
+        &dir,
+    );
+    assert!(
+        out.contains("worker-1: kubelet: v1.19.16 -> v1.20.2"),
+        "{out}"
+    );
+    let status = lab_ok(&["status"], &dir);
+    let cp_line = status
+        .lines()
+        .find(|l| l.starts_with("cp-1") && l.contains("control"))
+        .unwrap();
+    let words: Vec<&str> = cp_line.split_whitespace().collect();
+    assert_eq!(words[words.len() - 2..], ["v1.20.2", "v1.20.2"], "{status}");
+    assert!(!status.contains("stand-in"), "no stand-in left: {status}");
 }
 
 #[test]
