@@ -1,22 +1,29 @@
 //! Times `kubemaint upgrade plan`'s pure work on a large cluster held in memory: discovery's
 //! versions for 5 000 nodes (3 control-plane nodes mid-upgrade, kubelets over three minors),
-//! the skew check, the path planner to a target four minors away, and the drain PDB preflight
-//! over 150 000 pods and 3 000 PDBs. Run by `bench/upgrade-plan.sh`, which reports CPU time.
+//! the skew check, the path planner to a target four minors away, the drain PDB preflight
+//! over 150 000 pods and 3 000 PDBs, and the capacity to absorb one drained node (the
+//! heaviest nodes' pods placed on the others). Run by `bench/upgrade-plan.sh`, which reports CPU time.
 //!
 //! Usage: `upgrade_plan_bench [NODES] [PODS] [ROUNDS]`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Node, Pod, PodCondition, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{
+    Container, Node, NodeStatus, Pod, PodCondition, PodSpec, PodStatus, ResourceRequirements,
+};
 use k8s_openapi::api::policy::v1::{
     PodDisruptionBudget, PodDisruptionBudgetSpec, PodDisruptionBudgetStatus,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kubemaint_core::drain::capacity::VolumeAffinity;
 use kubemaint_core::drain::pdb::SelectorSemantics;
+use kubemaint_core::upgrade::drain_checks::{
+    check_capacity_for_drain, check_drain, drain_blockers, drain_capacity,
+};
 use kubemaint_core::upgrade::plan::{ClusterState, EtcdMember, plan};
-use kubemaint_core::upgrade::preflight::{check_drain, drain_blockers};
 use kubemaint_core::upgrade::skew::{self, ClusterVersions, Instance};
 use kubemaint_core::upgrade::{ReleaseIndex, Version};
 
@@ -25,6 +32,15 @@ fn arg(n: usize, default: usize) -> usize {
         .nth(n)
         .and_then(|a| a.parse().ok())
         .unwrap_or(default)
+}
+
+fn quantities(pairs: &[(&str, String)]) -> Option<BTreeMap<String, Quantity>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Quantity(v.clone())))
+            .collect(),
+    )
 }
 
 fn labels(app: &str) -> Option<BTreeMap<String, String>> {
@@ -44,6 +60,14 @@ fn main() {
                 name: Some(format!("node-{i:05}")),
                 ..Default::default()
             },
+            status: Some(NodeStatus {
+                allocatable: quantities(&[
+                    ("cpu", "16".into()),
+                    ("memory", "64Gi".into()),
+                    ("pods", "110".into()),
+                ]),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .collect();
@@ -69,6 +93,17 @@ fn main() {
                 },
                 spec: Some(PodSpec {
                     node_name: Some(format!("node-{:05}", i % nodes_n)),
+                    containers: vec![Container {
+                        name: "app".into(),
+                        resources: Some(ResourceRequirements {
+                            requests: quantities(&[
+                                ("cpu", format!("{}m", 50 + (i % 7) * 25)),
+                                ("memory", format!("{}Mi", 64 + (i % 5) * 32)),
+                            ]),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }),
                 status: Some(PodStatus {
@@ -161,15 +196,19 @@ fn main() {
         let upgrade = plan(&state, &target, &index).expect("plan");
         let blockers = drain_blockers(&nodes, &pods, &pdbs, SelectorSemantics::V1);
         let check = check_drain(nodes.len(), &blockers);
+        let capacity = drain_capacity(&nodes, &pods, &VolumeAffinity::new());
+        let room = check_capacity_for_drain(&capacity);
         let actions: usize = upgrade.steps.iter().map(|s| s.actions.len()).sum();
         summary = format!(
-            "nodes={nodes_n} pods={pods_n} pdbs={} findings_now={} steps={} actions={actions} keeps_policy={} drain_blockers={} drain_check={}",
+            "nodes={nodes_n} pods={pods_n} pdbs={} findings_now={} steps={} actions={actions} keeps_policy={} drain_blockers={} drain_check={} capacity_nodes_checked={} capacity_check={}",
             pdbs.len(),
             findings.len(),
             upgrade.steps.len(),
             upgrade.keeps_policy(),
             blockers.len(),
-            check.status
+            check.status,
+            capacity.checked.len(),
+            room.status
         );
     }
     let elapsed = start.elapsed();

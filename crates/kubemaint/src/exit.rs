@@ -11,7 +11,8 @@ pub const SUCCESS: i32 = 0;
 pub const FAILURE: i32 = 1;
 /// Bad usage or bad input (a missing file, a malformed flag value); nothing was changed.
 pub const USAGE: i32 = 2;
-/// Part of the work was done and part is left pending (e.g. some nodes not drained).
+/// Part of the work was done and part is left pending (e.g. some nodes not drained). For
+/// `upgrade plan`: the plan was computed and printed, and a preflight check fails (a blocker).
 pub const PARTIAL: i32 = 3;
 
 /// The one rule of `etcd snapshot verify`, `status` and `restore`, shown in each one's `--help`.

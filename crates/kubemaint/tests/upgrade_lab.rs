@@ -62,6 +62,15 @@ fn plan_on_the_lab() {
             "jsonpath={.status.nodeInfo.kubeletVersion}",
         ]) == "v1.18.20"
     });
+    wait_for("worker-2 Ready again", Duration::from_secs(60), || {
+        kubectl.ok(&[
+            "get",
+            "node",
+            "worker-2",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]) == "True"
+    });
     // A PodDisruptionBudget written through policy/v1beta1 (the only version v1.20 serves).
     kubectl.apply(
         "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: web-pdb\n  namespace: default\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app: web\n",
@@ -69,7 +78,20 @@ fn plan_on_the_lab() {
 
     let pki = tmp.path().join("pki");
     let pki = pki.to_str().unwrap();
-    let etcd = [("ETCDCTL_ENDPOINTS", state.etcd_url.as_str())];
+    // The local kubectl is read from PATH: a real kubectl 1.27 there, seven minors from the
+    // lab's v1.20 API server.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        "/usr/lib/google-cloud-sdk/bin/kubectl.1.27",
+        bin.join("kubectl"),
+    )
+    .unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let etcd = [
+        ("ETCDCTL_ENDPOINTS", state.etcd_url.as_str()),
+        ("PATH", path.as_str()),
+    ];
     let (out, stdout) = kubemaint(
         &kubeconfig,
         &etcd,
@@ -84,7 +106,7 @@ fn plan_on_the_lab() {
             "json",
         ],
     );
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
     let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(doc["currentVersion"], "v1.20.2");
     assert_eq!(doc["serverVersion"], "v1.20.2");
@@ -156,14 +178,54 @@ fn plan_on_the_lab() {
     );
     assert_eq!(check(&doc, "certificates")[0]["status"], "pass");
     assert_eq!(check(&doc, "kubelets-behind")[0]["status"], "warn");
+    // The drain's own preflight: no budget blocks, and each node's pods find room elsewhere.
+    assert_eq!(check(&doc, "drain-pdb")[0]["status"], "pass");
+    assert_eq!(
+        check(&doc, "drain-capacity")[0]["status"],
+        "pass",
+        "{doc:#}"
+    );
+    // kubectl 1.27 from PATH: read, and out of the one-minor window now and after.
+    let kubectl_row = doc["discovered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "kubectl")
+        .expect("a kubectl row");
+    assert!(
+        kubectl_row["currentVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1.27."),
+        "{kubectl_row}"
+    );
+    let kubectl = &check(&doc, "kubectl")[0];
+    assert_eq!(kubectl["status"], "warn");
+    let message = kubectl["message"].as_str().unwrap();
+    assert!(
+        message
+            .contains("vs kube-apiserver v1.20.2 on cp-1: kubectl is supported within one minor"),
+        "{message}"
+    );
+    assert!(
+        kubectl["action"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl 1.19–1.21"),
+        "{kubectl}"
+    );
+    // Nothing fails: exit 0 (warnings allowed).
 
-    // Towards 1.25 the stored policy/v1beta1 PDB is a blocker, named with how it was found.
+    // Towards 1.25 the stored policy/v1beta1 PDB is a blocker, named with how it was found:
+    // the plan is printed, and the exit code says a check fails (3). No kubectl on PATH: the
+    // kubectl line says so and warns.
+    let no_kubectl = [("PATH", "/nonexistent")];
     let (out, stdout) = kubemaint(
         &kubeconfig,
-        &[],
+        &no_kubectl,
         &["upgrade", "plan", "--to-minor", "1.25", "-o", "json"],
     );
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(3));
     let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let versions: Vec<&str> = doc["availableUpgrades"]
         .as_array()
@@ -191,6 +253,15 @@ fn plan_on_the_lab() {
         message.contains("only policy/v1beta1 is served"),
         "{message}"
     );
+    let kubectl = &check(&doc, "kubectl")[0];
+    assert_eq!(kubectl["status"], "warn");
+    assert!(
+        kubectl["message"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl is not on PATH"),
+        "{kubectl}"
+    );
 
     // Table and runbook print the same plan.
     let (out, table) = kubemaint(
@@ -205,7 +276,7 @@ fn plan_on_the_lab() {
         &[],
         &["upgrade", "plan", "--target", "v1.25.16", "-o", "markdown"],
     );
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(3));
     assert!(md.contains("https://pkgs.k8s.io/core:/stable:/v1.25/deb/"));
     assert!(md.contains("sudo kubeadm upgrade apply v1.25.16"));
     assert!(md.contains("kubectl drain worker-1 --ignore-daemonsets"));

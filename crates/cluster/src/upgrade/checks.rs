@@ -1,16 +1,18 @@
 //! Preflight facts read from the API server, handed to the core's verdicts
-//! ([`kubemaint_core::upgrade::preflight`]): readiness and cordons, PodDisruptionBudgets that
-//! would block draining a node, objects stored in API versions the target removes. Every list
+//! ([`kubemaint_core::upgrade::preflight`], [`kubemaint_core::upgrade::drain_checks`]):
+//! readiness and cordons, PodDisruptionBudgets that would block draining a node, room on the
+//! other nodes for a drained node's pods, objects stored in API versions the target removes. Every list
 //! is paged ([`CHUNK`] objects a request), so the number of requests grows with pages only.
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use kubemaint_core::upgrade::drain_checks;
 use kubemaint_core::upgrade::preflight::{self, Check, NodeFacts, RemovedApiUse};
 use kubemaint_core::upgrade::removed::RemovedApi;
 
 use crate::ClusterError;
-use crate::read::{discover, list_pdbs, list_pods};
+use crate::read::{discover, list_pdbs, list_pods, volume_affinity};
 
 /// Page size of the lists the preflight makes (kubectl's default chunk size).
 pub const CHUNK: u32 = 500;
@@ -48,8 +50,11 @@ fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
-/// Lists all pods (paged) and PDBs and runs the core's [`preflight::drain_blockers`].
-pub async fn drain_check(client: &kube::Client, nodes: &[Node]) -> Check {
+/// Lists all pods (paged), PDBs, and claims and volumes (for their node affinity), and runs the
+/// core's drain preflight for every node: [`drain_checks::drain_blockers`] (budgets that would
+/// block a drain) and [`drain_checks::drain_capacity`] (room on the other nodes for a drained
+/// node's pods). Returns the `drain-pdb` and `drain-capacity` lines.
+pub async fn drain_checks(client: &kube::Client, nodes: &[Node]) -> Vec<Check> {
     let gathered = async {
         let support = discover(client).await?;
         let (pdbs, sem) = list_pdbs(client, support.pdb_version).await?;
@@ -58,18 +63,41 @@ pub async fn drain_check(client: &kube::Client, nodes: &[Node]) -> Check {
             .map_err(ClusterError::request("list pods"))?;
         Ok::<_, ClusterError>((pdbs, sem, pods))
     };
-    match gathered.await {
-        Ok((pdbs, sem, pods)) => preflight::check_drain(
-            nodes.len(),
-            &preflight::drain_blockers(nodes, &pods, &pdbs, sem),
-        ),
-        Err(e) => Check {
-            name: "drain-pdb".into(),
-            status: preflight::Status::Warn,
-            message: format!("not checked: {}", chain(&e)),
-            action: Some("run with an account that may list pods and PodDisruptionBudgets".into()),
-        },
+    let (pdbs, sem, pods) = match gathered.await {
+        Ok(found) => found,
+        Err(e) => {
+            let message = format!("not checked: {}", chain(&e));
+            return ["drain-pdb", "drain-capacity"]
+                .into_iter()
+                .map(|name| Check {
+                    name: name.into(),
+                    status: preflight::Status::Warn,
+                    message: message.clone(),
+                    action: Some(
+                        "run with an account that may list pods and PodDisruptionBudgets".into(),
+                    ),
+                })
+                .collect();
+        }
+    };
+    let mut out = vec![drain_checks::check_drain(
+        nodes.len(),
+        &drain_checks::drain_blockers(nodes, &pods, &pdbs, sem),
+    )];
+    let (volumes, volume_error) = volume_affinity(client).await;
+    let mut capacity = drain_checks::check_capacity_for_drain(&drain_checks::drain_capacity(
+        nodes, &pods, &volumes,
+    ));
+    if let Some(e) = volume_error {
+        capacity.message.push_str(&format!(
+            " (volume node affinity not checked: cannot list claims or volumes: {e})"
+        ));
+        if capacity.status == preflight::Status::Pass {
+            capacity.status = preflight::Status::Warn;
+        }
     }
+    out.push(capacity);
+    out
 }
 
 /// Field managers of the control plane itself: objects only they write (EndpointSlices,

@@ -7,6 +7,7 @@
 //! jobs and runs them through the state machine of [`apply`].
 
 pub mod apply;
+pub mod drain_checks;
 pub mod node_commands;
 pub mod plan;
 pub mod preflight;

@@ -1,22 +1,18 @@
 //! Preflight verdicts for an upgrade: each check a line with pass / warn / fail and what to do.
 //!
 //! The command gathers facts (nodes, etcd members, backups, certificates, objects in removed
-//! API versions, drain blockers) and these functions judge them; time is passed in.
+//! API versions, the local kubectl) and these functions judge them; time is passed in. The
+//! drain's own checks (PDB blockers, room for a drained node) are in
+//! [`super::drain_checks`].
 
 use std::fmt;
 
-use std::collections::{BTreeMap, HashMap};
-
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
 use super::removed::RemovedApi;
-use super::skew::SkewFinding;
+use super::skew::{self, ClusterVersions, Instance, Rule, SkewFinding};
 use super::version::{Minor, Version};
-use crate::drain::pdb::{BlockerKind, SelectorSemantics, node_blockers};
-use crate::drain::{controller_of, is_daemonset_ref, is_finished, is_mirror_pod};
 use crate::upgrade::plan::addon_version;
 
 /// The verdict of one check.
@@ -56,7 +52,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &str, status: Status, message: String, action: Option<String>) -> Self {
+    pub(crate) fn new(name: &str, status: Status, message: String, action: Option<String>) -> Self {
         Self {
             name: name.to_string(),
             status,
@@ -65,7 +61,7 @@ impl Check {
         }
     }
 
-    fn pass(name: &str, message: String) -> Self {
+    pub(crate) fn pass(name: &str, message: String) -> Self {
         Self::new(name, Status::Pass, message, None)
     }
 }
@@ -79,7 +75,7 @@ pub fn worst(checks: &[Check]) -> Status {
         .unwrap_or(Status::Pass)
 }
 
-fn list(names: &[String]) -> String {
+pub(crate) fn list(names: &[String]) -> String {
     const SHOWN: usize = 10;
     let mut text = names
         .iter()
@@ -529,386 +525,87 @@ pub fn check_removed_apis(
     out
 }
 
-/// A PDB problem for draining one node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DrainBlocker {
-    /// The node.
-    pub node: String,
-    /// The drain core's explanation.
-    pub explanation: String,
-    /// Whether it can never resolve by waiting (deadlock PDB, several PDBs over one pod).
-    pub permanent: bool,
+/// kubectl findings of the skew engine for a kubectl against these API servers.
+fn kubectl_findings(kubectl: &Version, apiservers: Vec<Instance>) -> Vec<SkewFinding> {
+    skew::check(&ClusterVersions {
+        apiservers,
+        kubectl: Some(kubectl.clone()),
+        ..Default::default()
+    })
+    .into_iter()
+    .filter(|f| f.rule == Rule::KubectlSkew)
+    .collect()
 }
 
-/// Drain blockers: permanent ones fail (every kubelet upgrade drains its node), temporary ones
-/// warn.
-pub fn check_drain(nodes_checked: usize, blockers: &[DrainBlocker]) -> Check {
-    if blockers.is_empty() {
+/// The local kubectl (its version, or why it is unknown) against the API servers now and the
+/// plan's target: kubectl is supported within one minor of kube-apiserver. A client outside
+/// that window warns (it is the operator's tool, not the cluster's state) and names the minors
+/// that fit now.
+pub fn check_kubectl(
+    kubectl: Result<&Version, &str>,
+    apiservers: &[Instance],
+    target: &Version,
+) -> Check {
+    let kubectl = match kubectl {
+        Ok(v) => v,
+        Err(why) => {
+            return Check::new(
+                "kubectl",
+                Status::Warn,
+                format!("local kubectl not checked: {why}"),
+                Some("use a kubectl within one minor of kube-apiserver at every step".into()),
+            );
+        }
+    };
+    let mut problems: Vec<String> = kubectl_findings(kubectl, apiservers.to_vec())
+        .iter()
+        .map(|f| format!("now: {f}"))
+        .collect();
+    let after = Instance {
+        node: None,
+        version: target.clone(),
+    };
+    problems.extend(
+        kubectl_findings(kubectl, vec![after])
+            .iter()
+            .map(|f| format!("after the upgrade: {f}")),
+    );
+    if problems.is_empty() {
         return Check::pass(
-            "drain-pdb",
-            format!("no PodDisruptionBudget blocks draining any of {nodes_checked} node(s)"),
+            "kubectl",
+            format!(
+                "kubectl {kubectl} is within one minor of every kube-apiserver now and of the target {target}"
+            ),
         );
     }
-    let permanent: Vec<String> = blockers
-        .iter()
-        .filter(|b| b.permanent)
-        .map(|b| format!("{}: {}", b.node, b.explanation))
-        .collect();
-    let temporary: Vec<String> = blockers
-        .iter()
-        .filter(|b| !b.permanent)
-        .map(|b| format!("{}: {}", b.node, b.explanation))
-        .collect();
-    if !permanent.is_empty() {
-        Check::new(
-            "drain-pdb",
-            Status::Fail,
-            format!("draining would hang: {}", list(&permanent)),
-            Some("fix the budgets (scale up, relax minAvailable/maxUnavailable, remove overlapping PDBs) before upgrading kubelets".into()),
-        )
-    } else {
-        Check::new(
-            "drain-pdb",
-            Status::Warn,
-            format!("draining would wait: {}", list(&temporary)),
-            Some("wait for the workloads to become healthy, or expect slow drains".into()),
-        )
-    }
+    Check::new(
+        "kubectl",
+        Status::Warn,
+        problems.join("; "),
+        Some(format!(
+            "use kubectl {} now and move it with each step (the runbook installs it on every node)",
+            fitting(apiservers)
+        )),
+    )
 }
 
-/// The drain's PDB preflight for every node: the pods a drain would evict (not mirror pods,
-/// not DaemonSet pods, not finished) judged against the PDBs of their namespace.
-pub fn drain_blockers(
-    nodes: &[Node],
-    pods: &[Pod],
-    pdbs: &[PodDisruptionBudget],
-    sem: SelectorSemantics,
-) -> Vec<DrainBlocker> {
-    let mut pdbs_by_ns: HashMap<&str, Vec<PodDisruptionBudget>> = HashMap::new();
-    for pdb in pdbs {
-        pdbs_by_ns
-            .entry(pdb.metadata.namespace.as_deref().unwrap_or(""))
-            .or_default()
-            .push(pdb.clone());
-    }
-    // node → namespace → pods to evict (only namespaces that have PDBs matter).
-    let mut per_node: HashMap<&str, BTreeMap<&str, Vec<&Pod>>> = HashMap::new();
-    for pod in pods {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        if !pdbs_by_ns.contains_key(ns)
-            || is_mirror_pod(pod)
-            || is_finished(pod)
-            || controller_of(pod).is_some_and(is_daemonset_ref)
-        {
-            continue;
-        }
-        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
-            per_node
-                .entry(node)
-                .or_default()
-                .entry(ns)
-                .or_default()
-                .push(pod);
-        }
-    }
-    let mut out = Vec::new();
-    for node in nodes {
-        let name = node.metadata.name.as_deref().unwrap_or("");
-        let Some(namespaces) = per_node.get(name) else {
-            continue;
-        };
-        for (ns, pods) in namespaces {
-            for blocker in node_blockers(pods, &pdbs_by_ns[ns], sem) {
-                let permanent = match blocker.kind {
-                    BlockerKind::MultiplePdbs | BlockerKind::NeverAllows => true,
-                    BlockerKind::NoDisruptionsNow | BlockerKind::Stale => false,
-                    BlockerKind::Paced => continue,
-                };
-                out.push(DrainBlocker {
-                    node: name.to_string(),
-                    explanation: blocker.explanation,
-                    permanent,
-                });
+/// The kubectl minors within one minor of every API server (`1.19–1.21`).
+fn fitting(apiservers: &[Instance]) -> String {
+    let oldest = apiservers.iter().map(|a| a.version.minor_of()).min();
+    let newest = apiservers.iter().map(|a| a.version.minor_of()).max();
+    match (oldest, newest) {
+        (Some(o), Some(n)) => {
+            let low = Minor::new(n.major, n.minor.saturating_sub(1));
+            let high = o.next();
+            if low == high {
+                low.to_string()
+            } else {
+                format!("{low}–{high}")
             }
         }
+        _ => "within one minor of kube-apiserver".into(),
     }
-    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ts(text: &str) -> Timestamp {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn nodes() {
-        let checks = check_nodes(&[
-            NodeFacts {
-                name: "a".into(),
-                ready: Some(true),
-                cordoned: false,
-            },
-            NodeFacts {
-                name: "b".into(),
-                ready: Some(false),
-                cordoned: true,
-            },
-            NodeFacts {
-                name: "c".into(),
-                ready: None,
-                cordoned: false,
-            },
-        ]);
-        assert_eq!(checks[0].status, Status::Fail);
-        assert!(checks[0].message.contains("b, c"), "{}", checks[0].message);
-        assert_eq!(checks[1].status, Status::Warn);
-        assert!(checks[1].message.contains('b'));
-        let ok = check_nodes(&[NodeFacts {
-            name: "a".into(),
-            ready: Some(true),
-            cordoned: false,
-        }]);
-        assert_eq!(worst(&ok), Status::Pass);
-    }
-
-    #[test]
-    fn backups_by_age() {
-        let now = ts("2026-12-04T12:00:00Z");
-        let day = SignedDuration::from_hours(24);
-        assert_eq!(check_backup(None, None, now, day).status, Status::Warn);
-        assert_eq!(
-            check_backup(Some("/b"), None, now, day).status,
-            Status::Fail
-        );
-        let fresh = check_backup(
-            Some("/b"),
-            Some(("x.db".into(), ts("2026-12-04T11:00:00Z"))),
-            now,
-            day,
-        );
-        assert_eq!(fresh.status, Status::Pass);
-        assert!(fresh.message.contains("60m"), "{}", fresh.message);
-        let old = check_backup(
-            Some("/b"),
-            Some(("x.db".into(), ts("2026-12-01T12:00:00Z"))),
-            now,
-            day,
-        );
-        assert_eq!(old.status, Status::Warn);
-        assert!(old.message.contains("3d"));
-        // Exactly at the limit still passes.
-        let edge = check_backup(
-            Some("/b"),
-            Some(("x.db".into(), ts("2026-12-03T12:00:00Z"))),
-            now,
-            day,
-        );
-        assert_eq!(edge.status, Status::Pass);
-    }
-
-    #[test]
-    fn certificates_by_expiry() {
-        let now = ts("2026-12-04T12:00:00Z");
-        let cert = |name: &str, not_after: &str, is_ca| CertFacts {
-            name: name.into(),
-            not_after: ts(not_after),
-            is_ca,
-        };
-        assert_eq!(check_certificates(None, &[], now).status, Status::Warn);
-        let ok = check_certificates(
-            Some("/pki"),
-            &[
-                cert("apiserver.crt", "2027-06-01T00:00:00Z", false),
-                cert("ca.crt", "2035-01-01T00:00:00Z", true),
-            ],
-            now,
-        );
-        assert_eq!(ok.status, Status::Pass);
-        assert!(ok.message.contains("apiserver.crt expires first"));
-        let soon = check_certificates(
-            Some("/pki"),
-            &[cert("apiserver.crt", "2026-12-20T00:00:00Z", false)],
-            now,
-        );
-        assert_eq!(soon.status, Status::Warn);
-        let ca_soon = check_certificates(
-            Some("/pki"),
-            &[cert("ca.crt", "2027-06-01T00:00:00Z", true)],
-            now,
-        );
-        assert_eq!(ca_soon.status, Status::Warn);
-        let expired = check_certificates(
-            Some("/pki"),
-            &[cert(
-                "front-proxy-client.crt",
-                "2026-12-01T00:00:00Z",
-                false,
-            )],
-            now,
-        );
-        assert_eq!(expired.status, Status::Fail);
-        assert!(expired.message.contains("front-proxy-client.crt"));
-    }
-
-    #[test]
-    fn etcd_checks() {
-        let member = |name: &str, version: Option<&str>| EtcdMemberFacts {
-            name: name.into(),
-            endpoint: format!("https://{name}:2379"),
-            version: version.map(str::to_string),
-            error: version.is_none().then(|| "connection refused".to_string()),
-        };
-        assert_eq!(check_etcd(None, None, "3.4.13-0")[0].status, Status::Warn);
-        let healthy = [member("a", Some("3.4.13"))];
-        assert_eq!(
-            worst(&check_etcd(Some(&healthy), None, "3.4.13-0")),
-            Status::Pass
-        );
-        let one_down = [
-            member("a", Some("3.4.13")),
-            member("b", None),
-            member("c", Some("3.4.13")),
-        ];
-        let checks = check_etcd(Some(&one_down), None, "3.4.13-0");
-        assert_eq!(checks[0].status, Status::Fail);
-        assert!(checks[0].message.contains("connection refused"));
-        let even = [member("a", Some("3.4.13")), member("b", Some("3.4.13"))];
-        assert_eq!(
-            check_etcd(Some(&even), None, "3.4.13-0")[1].status,
-            Status::Warn
-        );
-        // 3.5 → 3.6 needs 3.5.26.
-        let old35 = [member("a", Some("3.5.24"))];
-        let checks = check_etcd(Some(&old35), None, "3.6.5-0");
-        assert_eq!(checks[2].status, Status::Fail);
-        let new35 = [member("a", Some("3.5.26"))];
-        assert_eq!(
-            check_etcd(Some(&new35), None, "3.6.5-0")[2].status,
-            Status::Pass
-        );
-        assert_eq!(
-            check_etcd(Some(&old35), None, "3.5.24-0")[2].status,
-            Status::Pass
-        );
-    }
-
-    #[test]
-    fn removed_api_checks() {
-        use crate::upgrade::removed::removed_between;
-        let from = Minor::new(1, 19);
-        let to = Minor::new(1, 25);
-        let removals: Vec<_> = removed_between(from, to).collect();
-        let found = [RemovedApiUse {
-            api_version: "policy/v1beta1".into(),
-            kind: "PodDisruptionBudget".into(),
-            object: "default/web".into(),
-            detected_by: "only policy/v1beta1 is served".into(),
-        }];
-        let checks = check_removed_apis(from, to, &removals, &found, &[]);
-        assert_eq!(checks.len(), 1);
-        assert_eq!(checks[0].status, Status::Fail);
-        assert!(checks[0].message.contains("default/web"));
-        assert!(checks[0].action.as_deref().unwrap().contains("policy/v1"));
-        let clean =
-            check_removed_apis(from, to, &removals, &[], &["batch/v1beta1 cronjobs".into()]);
-        assert_eq!(clean[0].status, Status::Pass);
-        assert_eq!(clean[1].status, Status::Warn);
-        let none = check_removed_apis(from, Minor::new(1, 21), &[], &[], &[]);
-        assert!(none[0].message.contains("no API version is removed"));
-    }
-
-    #[test]
-    fn drain_blockers_per_node() {
-        use crate::drain::testing::{NodeBuilder, PodBuilder, pdb};
-        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-        let nodes = vec![
-            NodeBuilder::new("w1").build(),
-            NodeBuilder::new("w2").build(),
-        ];
-        let pods = vec![
-            PodBuilder::new("db", "db-0")
-                .on("w1")
-                .label("app", "db")
-                .rs("db")
-                .build(),
-            PodBuilder::new("web", "web-0")
-                .on("w2")
-                .label("app", "web")
-                .rs("web")
-                .build(),
-            // DaemonSet and mirror pods are not evicted by a drain: never blockers.
-            PodBuilder::new("db", "agent")
-                .on("w2")
-                .label("app", "db")
-                .ds("agent")
-                .build(),
-            PodBuilder::new("db", "static")
-                .on("w2")
-                .label("app", "db")
-                .mirror()
-                .build(),
-        ];
-        let budgets = vec![
-            // maxUnavailable 0: a deadlock whatever the scale.
-            pdb(
-                "db",
-                "db-pdb",
-                "db",
-                None,
-                Some(IntOrString::Int(0)),
-                (0, 1, 1, 1),
-            ),
-            // Healthy budget with room: no blocker.
-            pdb(
-                "web",
-                "web-pdb",
-                "web",
-                None,
-                Some(IntOrString::Int(1)),
-                (1, 2, 1, 2),
-            ),
-        ];
-        let found = drain_blockers(&nodes, &pods, &budgets, SelectorSemantics::V1);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].node, "w1");
-        assert!(found[0].permanent);
-        assert!(
-            found[0].explanation.contains("db/db-pdb"),
-            "{}",
-            found[0].explanation
-        );
-        assert_eq!(check_drain(2, &found).status, Status::Fail);
-    }
-
-    #[test]
-    fn drain_and_skew() {
-        assert_eq!(check_drain(3, &[]).status, Status::Pass);
-        let temp = DrainBlocker {
-            node: "w1".into(),
-            explanation: "PDB x allows 0".into(),
-            permanent: false,
-        };
-        assert_eq!(
-            check_drain(3, std::slice::from_ref(&temp)).status,
-            Status::Warn
-        );
-        let perm = DrainBlocker {
-            permanent: true,
-            ..temp.clone()
-        };
-        assert_eq!(check_drain(3, &[temp, perm]).status, Status::Fail);
-        assert_eq!(check_current_skew(&[]).status, Status::Pass);
-        let behind = check_kubelets_behind(
-            &Version::new(1, 19, 16),
-            &[
-                ("w2".into(), Version::new(1, 18, 20)),
-                ("w1".into(), Version::new(1, 19, 16)),
-            ],
-        );
-        assert_eq!(behind.status, Status::Warn);
-        assert!(behind.message.contains("w2 (v1.18.20)"));
-    }
-}
+mod tests;

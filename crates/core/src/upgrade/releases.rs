@@ -5,9 +5,12 @@
 //! * Latest patches 1.19–1.31: `finalPatchRelease` of each branch in
 //!   `kubernetes/website:data/releases/eol.yaml` (final: those branches are end of life).
 //!   1.33 and 1.34 are the newest patches in the stored `kubernetes/kubernetes`
-//!   `CHANGELOG/CHANGELOG-1.33.md` / `-1.34.md` tables of contents (v1.33.7, v1.34.3); 1.32.11
-//!   is the 1.32 patch of the same patch round, not checked at a source. Newer patches exist
-//!   for supported branches: pass `--releases FILE`.
+//!   `CHANGELOG/CHANGELOG-1.33.md` / `-1.34.md` tables of contents (v1.33.7, v1.34.3). 1.32.11:
+//!   no stored kubernetes/kubernetes changelog or website `eol.yaml` lists it (the stored copies
+//!   stop at v1.32.5 and 1.31); kind's node images of the same round are v1.34.3, v1.33.7,
+//!   v1.32.11, v1.31.14, and a kind image resolver that knows v1.34.11 and v1.36.4 still maps
+//!   1.32 to v1.32.11 — secondary evidence that it is 1.32's last patch. Newer patches exist
+//!   for 1.33 and 1.34: pass `--online` or `--releases FILE`.
 //! * etcd: kubeadm's `SupportedEtcdVersion` map in `cmd/kubeadm/app/constants/constants.go`,
 //!   value for the minor itself in kubeadm of that minor. Checked at the source: the v1.20.2
 //!   tree (Debian's `kubernetes_1.20.5+really1.20.2` orig tarball: 19 and 20 → `3.4.13-0`,
@@ -15,8 +18,12 @@
 //!   `CoreDNSVersion = "v1.11.3"`), a release-1.34 one (33 → `3.5.24-0`, 34 → `3.6.5-0`) and
 //!   etcd's "Bump etcd Version in Kubernetes" guide (30–33 → `3.5.21-0`). The rest follows the
 //!   backport history compiled in `shared/reference/upgrade.md` §3 (1.22.17 → 3.5.6-0,
-//!   1.25.15+ → 3.5.9-0, 1.26.13+ → 3.5.10-0, 1.27.12+ / 1.28.8+ → 3.5.12-0); 1.21
-//!   (`3.4.13-0`) and 1.29 (`3.5.16-0`) were not checked at a primary source.
+//!   1.25.15+ → 3.5.9-0, 1.26.13+ → 3.5.10-0, 1.27.12+ / 1.28.8+ → 3.5.12-0). 1.21 →
+//!   `3.4.13-0`: the map on kubernetes/kubernetes master in April 2022 (the diff context of
+//!   `kubernetes/kubernetes#109471`) still reads `21: "3.4.13-0"`, and the stored PR threads
+//!   show no etcd bump picked into release-1.21. 1.29 → `3.5.16-0`: release-1.29 took 3.5.15 (`#126397`, its
+//!   diff sets `29: "3.5.15-0"`) and then 3.5.16 (`#127951`, merged; approved November 2024); the 3.5.17
+//!   pick for release-1.29 (`#129671`) was closed unmerged, so 1.29.14 (the last) pins 3.5.16-0.
 //! * CoreDNS: kubeadm's `CoreDNSVersion` of the same files and the same table (1.19/1.20
 //!   `1.7.0`; 1.21 `v1.8.0`; 1.22 `v1.8.4`; 1.23/1.24 `v1.8.6`; 1.25/1.26 `v1.9.3`; 1.27/1.28
 //!   `v1.10.1`; 1.29 `v1.11.1`; 1.30–1.32 `v1.11.3`; 1.33 `v1.12.0`; 1.34 `v1.12.1`).
@@ -65,6 +72,16 @@ pub enum ReleaseError {
     /// The index is empty.
     #[error("the release index lists no release")]
     Empty,
+    /// An official `stable-1.N.txt` label that is not a release of its minor.
+    #[error("the official label for {minor} says {label:?}: {reason}")]
+    BadLabel {
+        /// The minor whose label was read.
+        minor: Minor,
+        /// The label's text.
+        label: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The target is not a release the index knows.
     #[error("{target} is not a known release: {reason}")]
     UnknownTarget {
@@ -210,6 +227,56 @@ impl ReleaseIndex {
     }
 }
 
+/// What reading the official `stable-1.N.txt` labels changed in an index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OnlineUpdate {
+    /// `1.N: vOLD -> vNEW` for each minor whose latest patch moved.
+    pub updated: Vec<String>,
+    /// Minors published upstream that the index has no etcd/CoreDNS pins for.
+    pub unpinned: Vec<String>,
+}
+
+impl ReleaseIndex {
+    /// Applies the official labels (`stable-1.N.txt` bodies, by minor): a newer patch replaces
+    /// the listed one, keeping the minor's etcd and CoreDNS pins (kubeadm's pins move within a
+    /// minor's life, so they may lag: the module docs say where they come from). A minor the
+    /// index does not list is reported, not added: without its pins it cannot be planned.
+    /// A label that is not a release of its own minor is refused.
+    pub fn with_labels(
+        &self,
+        labels: &[(Minor, String)],
+    ) -> Result<(Self, OnlineUpdate), ReleaseError> {
+        let mut out = self.clone();
+        let mut update = OnlineUpdate::default();
+        for (minor, body) in labels {
+            let text = body.trim();
+            let version = Version::parse(text).map_err(|e| ReleaseError::BadLabel {
+                minor: *minor,
+                label: text.to_string(),
+                reason: e.to_string(),
+            })?;
+            if version.minor_of() != *minor || !version.is_release() {
+                return Err(ReleaseError::BadLabel {
+                    minor: *minor,
+                    label: text.to_string(),
+                    reason: format!("not a release of {minor}"),
+                });
+            }
+            match out.releases.get_mut(minor) {
+                Some(release) if release.version < version => {
+                    update
+                        .updated
+                        .push(format!("{minor}: {} -> {version}", release.version));
+                    release.version = version;
+                }
+                Some(_) => {}
+                None => update.unpinned.push(format!("{minor} ({version})")),
+            }
+        }
+        Ok((out, update))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,5 +350,36 @@ mod tests {
             serde_json::from_str::<ReleaseFile>(r#"{"releases":[{"version":"v1.x"}]}"#).is_err()
         );
         assert!(serde_json::from_str::<ReleaseFile>(r#"{"releses":[]}"#).is_err());
+    }
+
+    #[test]
+    fn official_labels_move_patches_only() {
+        let index = ReleaseIndex::builtin();
+        let labels = vec![
+            (Minor::new(1, 33), "v1.33.12\n".to_string()),
+            // Same or older than the built-in entry: kept.
+            (Minor::new(1, 32), "v1.32.11\n".to_string()),
+            (Minor::new(1, 31), "v1.31.2".to_string()),
+            // Not in the index: reported, not planned (no etcd/CoreDNS pins).
+            (Minor::new(1, 35), "v1.35.1\n".to_string()),
+        ];
+        let (updated, report) = index.with_labels(&labels).unwrap();
+        let r33 = updated.get(Minor::new(1, 33)).unwrap();
+        assert_eq!(r33.version, Version::new(1, 33, 12));
+        assert_eq!(r33.etcd, index.get(Minor::new(1, 33)).unwrap().etcd);
+        assert_eq!(
+            updated.get(Minor::new(1, 31)).unwrap().version,
+            Version::new(1, 31, 14)
+        );
+        assert_eq!(report.updated, ["1.33: v1.33.7 -> v1.33.12"]);
+        assert_eq!(report.unpinned, ["1.35 (v1.35.1)"]);
+        assert!(updated.get(Minor::new(1, 35)).is_none());
+        // A label of another minor, a pre-release or garbage is refused.
+        for bad in ["v1.34.0", "v1.33.0-rc.1", "<html>"] {
+            let err = index
+                .with_labels(&[(Minor::new(1, 33), bad.to_string())])
+                .unwrap_err();
+            assert!(matches!(err, ReleaseError::BadLabel { .. }), "{bad}: {err}");
+        }
     }
 }

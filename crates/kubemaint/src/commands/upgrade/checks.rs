@@ -1,13 +1,54 @@
-//! The preflight facts read off the machine (etcd members, backup manifests, PKI
-//! certificates); the Kubernetes reads are in [`kubemaint_cluster::upgrade::checks`].
+//! The preflight facts read off the machine (the local kubectl, etcd members, backup
+//! manifests, PKI certificates); the Kubernetes reads are in
+//! [`kubemaint_cluster::upgrade::checks`].
 
 use std::path::Path;
+use std::time::Duration;
+
+use kubemaint_core::upgrade::Version;
 
 use kubemaint_core::upgrade::preflight::{CertFacts, EtcdMemberFacts};
 use kubemaint_etcd::client::{
     self as etcd_client_edge, ConnectionConfig, MemberClient, TlsMaterial,
 };
 use kubemaint_etcd::save::manifest::Manifest;
+
+/// The kubectl a shell here would run: `kubectl version --client -o json` from `PATH` (it
+/// does not contact a server), its `clientVersion.gitVersion`. The error says why it is
+/// unknown (not on PATH, no answer within 10 s, not JSON, not a version).
+pub async fn local_kubectl() -> Result<Version, String> {
+    let mut command = tokio::process::Command::new("kubectl");
+    command
+        .args(["version", "--client", "-o", "json"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = match tokio::time::timeout(Duration::from_secs(10), command.output()).await {
+        Err(_) => return Err("`kubectl version --client` gave no answer within 10 s".into()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("kubectl is not on PATH".into());
+        }
+        Ok(Err(e)) => return Err(format!("cannot run kubectl: {e}")),
+        Ok(Ok(output)) => output,
+    };
+    if !output.status.success() {
+        return Err(format!(
+            "`kubectl version --client -o json` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    kubectl_client_version(&output.stdout)
+}
+
+/// `clientVersion.gitVersion` of `kubectl version --client -o json` output.
+pub fn kubectl_client_version(json: &[u8]) -> Result<Version, String> {
+    let doc: serde_json::Value = serde_json::from_slice(json)
+        .map_err(|e| format!("`kubectl version --client -o json` is not JSON ({e})"))?;
+    let text = doc["clientVersion"]["gitVersion"]
+        .as_str()
+        .ok_or("`kubectl version --client -o json` has no clientVersion.gitVersion")?;
+    Version::parse(text).map_err(|e| format!("kubectl reports {text:?}: {e}"))
+}
 
 /// Asks every etcd member (found through the configured endpoint's member list) for its
 /// status.
@@ -127,6 +168,25 @@ pub fn certificates(dir: &Path) -> Result<Vec<CertFacts>, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn kubectl_versions() {
+        let v = kubectl_client_version(
+            br#"{"clientVersion":{"major":"1","minor":"27","gitVersion":"v1.27.16"},"kustomizeVersion":"v5.0.1"}"#,
+        )
+        .unwrap();
+        assert_eq!(v, Version::new(1, 27, 16));
+        // Vendor builds carry a suffix; the minor is what the skew rule needs.
+        let v = kubectl_client_version(br#"{"clientVersion":{"gitVersion":"v1.32.4-dispatcher"}}"#)
+            .unwrap();
+        assert_eq!(v.minor_of(), kubemaint_core::upgrade::Minor::new(1, 32));
+        assert!(kubectl_client_version(b"Client Version: v1.27.16").is_err());
+        assert!(
+            kubectl_client_version(br#"{"serverVersion":{}}"#)
+                .unwrap_err()
+                .contains("clientVersion.gitVersion")
+        );
+    }
 
     #[test]
     fn backups_pick_the_newest_manifest() {

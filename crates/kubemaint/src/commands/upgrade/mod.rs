@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod checks;
+pub mod online;
 pub mod render;
 
 use std::path::PathBuf;
@@ -23,9 +24,16 @@ use kubemaint_core::upgrade::releases::{ReleaseFile, ReleaseIndex};
 use kubemaint_core::upgrade::{Minor, Version};
 
 use crate::commands::etcd::connection::ConnectionArgs;
-use crate::exit::{CodedError, SUCCESS};
+use crate::exit::{CodedError, PARTIAL, SUCCESS};
 use crate::global::GlobalArgs;
 use crate::kube_client::{self, Retry};
+
+/// The exit rule of `upgrade plan` (its `--help`; README says the same), a literal for `concat!`.
+macro_rules! plan_exit_codes {
+    () => {
+        "Exit codes: 0 the plan was printed and no preflight check fails (warnings allowed); 3 the plan was printed and at least one check fails (a blocker: the `fail` lines say what to fix first) or a step could not be kept within the skew policy; 1 the cluster could not be read (API server unreachable) or --online could not read the release labels; 2 bad input (an unknown, malformed or downgrade target, a --releases file that does not parse, an unreadable --backup-dir or --pki-dir)."
+    };
+}
 
 /// `kubemaint upgrade ...`
 #[derive(Debug, Args)]
@@ -39,7 +47,7 @@ enum UpgradeCommand {
     /// Show every component's version, the skew findings, the minor-by-minor path to the
     /// target with the order of moves, and the preflight. Touches nothing.
     #[command(
-        after_help = "Examples:\n  kubemaint upgrade plan                          # next minor's latest patch\n  kubemaint upgrade plan --target v1.21.14        # a chain: v1.20.15, then v1.21.14\n  kubemaint upgrade plan --to-minor 1.25 --pki-dir /etc/kubernetes/pki --backup-dir /var/backups/etcd\n  kubemaint upgrade plan -o markdown > runbook.md # per-node commands for Debian/Ubuntu kubeadm nodes\n\nOutput: -o table (default), json, yaml (the whole plan; see README), markdown (a runbook).\nExit codes: 0 plan printed (see the preflight for blockers), 1 the cluster could not be read, 2 bad input (unknown or downgrade target, unreadable --releases)."
+        after_help = concat!("Examples:\n  kubemaint upgrade plan                          # next minor's latest patch\n  kubemaint upgrade plan --target v1.21.14        # a chain: v1.20.15, then v1.21.14\n  kubemaint upgrade plan --to-minor 1.25 --pki-dir /etc/kubernetes/pki --backup-dir /var/backups/etcd\n  kubemaint upgrade plan -o markdown > runbook.md # per-node commands for Debian/Ubuntu kubeadm nodes\n\nOutput: -o table (default), json, yaml (the whole plan; see README), markdown (a runbook).\n\n", plan_exit_codes!())
     )]
     Plan(PlanArgs),
     /// Upgrade the cluster to a version, node by node, as `upgrade plan` shows: control-plane
@@ -62,6 +70,11 @@ pub struct PlanArgs {
     /// built-in one (1.19–1.34).
     #[arg(long, value_name = "FILE")]
     releases: Option<PathBuf>,
+    /// Also read the official latest patch of each minor from
+    /// https://dl.k8s.io/release/stable-1.N.txt (needs network; the etcd and CoreDNS pins stay
+    /// the index's).
+    #[arg(long)]
+    online: bool,
     /// Directory of `kubemaint etcd snapshot save` output: the newest `.manifest.json` is
     /// checked for age.
     #[arg(long, value_name = "DIR")]
@@ -94,6 +107,8 @@ pub struct PlanConfig {
     pub index: ReleaseIndex,
     /// Where the index came from (`built-in` or the file).
     pub index_source: String,
+    /// Refresh the index's patches from the official labels.
+    pub online: bool,
     /// Backup directory.
     pub backup_dir: Option<PathBuf>,
     /// Age above which a backup warns.
@@ -127,6 +142,7 @@ impl PlanArgs {
             target,
             index,
             index_source,
+            online: self.online,
             backup_dir: self.backup_dir,
             backup_max_age: self.backup_max_age,
             pki_dir,
@@ -200,7 +216,7 @@ fn resolve_target(
     }
 }
 
-async fn run_plan(config: PlanConfig, global: &GlobalArgs) -> anyhow::Result<i32> {
+async fn run_plan(mut config: PlanConfig, global: &GlobalArgs) -> anyhow::Result<i32> {
     let client = kube_client::client(global, Retry::Default).await?;
     let reader = discover::KubeReader {
         client: client.clone(),
@@ -210,13 +226,20 @@ async fn run_plan(config: PlanConfig, global: &GlobalArgs) -> anyhow::Result<i32
             "cannot reach the cluster's API server; check --kubeconfig/--context and that the server is up",
         )
     })?;
-    let found = discover::interpret(&snapshot);
+    let mut found = discover::interpret(&snapshot);
     let current = found
         .state
         .versions
         .apiserver_range()
         .map(|(oldest, _)| oldest.version.clone())
         .ok_or_else(|| anyhow::Error::new(PlanError::UnknownCurrent))?;
+    if config.online {
+        let (index, update) = online::refresh(&config.index, current.minor_of())
+            .await
+            .context("--online")?;
+        config.index = index;
+        config.index_source = online::describe(&config.index_source, &update);
+    }
     let target = resolve_target(&config.target, &config.index, &current)?;
     let upgrade = plan(&found.state, &target, &config.index).map_err(|e| match e {
         PlanError::UnknownCurrent => anyhow::Error::new(e),
@@ -236,7 +259,21 @@ async fn run_plan(config: PlanConfig, global: &GlobalArgs) -> anyhow::Result<i32
         .map(|k| (k.node.clone().unwrap_or_default(), k.version.clone()))
         .collect();
     checks.push(preflight::check_kubelets_behind(&current, &kubelets));
-    checks.push(api_checks::drain_check(&client, &snapshot.nodes).await);
+    checks.extend(api_checks::drain_checks(&client, &snapshot.nodes).await);
+    let kubectl = checks::local_kubectl().await;
+    if let Ok(version) = &kubectl {
+        found.components.push(discover::Discovered {
+            name: "kubectl".into(),
+            node_name: None,
+            current_version: Some(version.to_string()),
+            source: "local `kubectl version --client -o json` (PATH)".into(),
+        });
+    }
+    checks.push(preflight::check_kubectl(
+        kubectl.as_ref().map_err(String::as_str),
+        &found.state.versions.apiservers,
+        &target,
+    ));
     checks.extend(
         api_checks::removed_api_check(&client, current.minor_of(), target.minor_of()).await,
     );
@@ -300,5 +337,9 @@ async fn run_plan(config: PlanConfig, global: &GlobalArgs) -> anyhow::Result<i32
         index_source: &config.index_source,
     };
     render::print(&report, global.output)?;
-    Ok(SUCCESS)
+    if preflight::worst(&checks) == preflight::Status::Fail || !upgrade.keeps_policy() {
+        Ok(PARTIAL)
+    } else {
+        Ok(SUCCESS)
+    }
 }
