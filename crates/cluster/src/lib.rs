@@ -8,7 +8,7 @@
 //! - [`upgrade`]: the reads behind upgrade plans: every component's version per node and the
 //!   preflight facts that need the API.
 //! - [`drain`]: the drain engine, driven by a resolved [`kubemaint_core::drain::config::DrainConfig`]:
-//!   [`drain::prepare`] reads and plans, [`drain::Prepared::run`] cordons and removes pods,
+//!   [`drain::drain`] reads, plans, decides the batch, cordons and removes pods,
 //!   reporting kubectl's lines through a [`drain::Reporter`] and returning a
 //!   [`drain::DrainReport`].
 //! - [`apply`]: `upgrade apply`'s run record (ConfigMap), Lease and observations.

@@ -423,10 +423,11 @@ fn canonical_order(line: &str) -> String {
     )
 }
 
-/// Lines kubemaint prints that kubectl does not: the preflight and the note on the cordon a
-/// failed drain leaves.
+/// Lines kubemaint prints that kubectl does not: the preflight, the closing per-node summary
+/// and the note on the cordon a failed drain leaves.
 fn kubemaint_own_line(line: &str) -> bool {
     line.starts_with("preflight: ")
+        || line.starts_with("summary: node/")
         || (line.starts_with("node/") && line.contains(" is left cordoned"))
 }
 

@@ -2,32 +2,28 @@
 //! watch-based waiting for deletion and for PDB changes, bounded concurrency.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, DynamicObject, PostParams, Preconditions};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kubemaint_core::drain::PodRef;
 use kubemaint_core::drain::cordon::DryRun;
 use kubemaint_core::drain::eviction::{
     ApiStatus, DeleteOptions, EvictionOutcome, Gone, NextStep, RemovalMethod, RetrySettings,
-    RetryWait, classify_eviction_response, eviction_body, next_step,
+    RetryWait, blocking_budget, classify_eviction_response, eviction_body, next_step,
 };
 use kubemaint_core::drain::filters::should_skip_deleted;
-use kubemaint_core::drain::gate::BudgetGate;
 use kubemaint_core::drain::plan::{evicting_line, removed_line};
+use kubemaint_core::drain::report::PodWaits;
 use kubemaint_core::drain::stuck::{
     StuckAction, StuckPolicy, StuckTerminating, stuck_action, stuck_terminating,
 };
 use serde::Serialize;
-use tokio::sync::watch;
-
-use super::{NodeLive, Reporter};
-use crate::ClusterError;
 use tokio::time::Instant;
+
+pub use super::watches::{PdbGate, Tracker};
+use super::{NodeLive, Reporter};
 
 /// How a pod's removal ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,78 +69,8 @@ pub struct PodOutcome {
     /// Last seen stuck Terminating past its grace period on a NotReady node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stuck: Option<StuckTerminating>,
-}
-
-/// Watches the pods of one node, and the node itself (its readiness decides whether a pod
-/// past its grace period is stuck); removal waits read it instead of polling.
-#[derive(Clone)]
-pub struct Tracker {
-    store: Store<Pod>,
-    node: Store<Node>,
-    changes: watch::Receiver<u64>,
-}
-
-impl Tracker {
-    /// Starts a watch on `spec.nodeName=<node>` and on the node, and waits for their first lists.
-    pub async fn start(
-        client: &kube::Client,
-        node: &str,
-    ) -> Result<(Self, tokio::task::JoinHandle<()>), ClusterError> {
-        let api: Api<Pod> = Api::all(client.clone());
-        let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-        let (store, writer) = reflector::store();
-        let (tx, rx) = watch::channel(0u64);
-        let pods = reflector::reflector(writer, watcher(api, cfg)).default_backoff();
-        let nodes_api: Api<Node> = Api::all(client.clone());
-        let node_cfg = watcher::Config::default().fields(&format!("metadata.name={node}"));
-        let (node_store, node_writer) = reflector::store();
-        let nodes =
-            reflector::reflector(node_writer, watcher(nodes_api, node_cfg)).default_backoff();
-        let handle = tokio::spawn(async move {
-            futures::pin_mut!(pods);
-            futures::pin_mut!(nodes);
-            loop {
-                let ok = tokio::select! {
-                    ev = pods.next() => match ev { Some(ev) => ev.is_ok(), None => break },
-                    ev = nodes.next() => match ev { Some(ev) => ev.is_ok(), None => break },
-                };
-                if ok {
-                    tx.send_modify(|v| *v += 1);
-                }
-            }
-        });
-        store
-            .wait_until_ready()
-            .await
-            .map_err(|source| ClusterError::Watch {
-                what: format!("the pods of node {node}"),
-                source,
-            })?;
-        node_store
-            .wait_until_ready()
-            .await
-            .map_err(|source| ClusterError::Watch {
-                what: format!("node {node}"),
-                source,
-            })?;
-        Ok((
-            Tracker {
-                store,
-                node: node_store,
-                changes: rx,
-            },
-            handle,
-        ))
-    }
-
-    fn get(&self, pod: &PodRef) -> Option<Arc<Pod>> {
-        self.store
-            .get(&ObjectRef::new(&pod.name).within(&pod.namespace))
-    }
-
-    fn node(&self) -> Option<Arc<Node>> {
-        self.node.state().into_iter().next()
-    }
+    /// What the pod waited for, in seconds (budgets, retries, its termination).
+    pub waited: PodWaits,
 }
 
 /// Longest wait for a watched budget before retrying anyway.
@@ -152,105 +78,6 @@ const WATCHED_BUDGET_SAFETY_NET: Duration = Duration::from_secs(30);
 /// How many times that wait is renewed while the watch keeps reporting the budget (so a pod
 /// tries at least every 2 minutes).
 const SAFETY_NET_REARMS: u32 = 3;
-
-/// Disruptions each PDB allows, kept current by a watch, handed out one eviction attempt at a
-/// time: a PDB-blocked pod retries as soon as its budget allows a disruption (instead of
-/// kubectl's fixed 5 s), and only as many pods retry as the budget allows, so a budget of 1
-/// does not draw a burst of refused requests from every waiting pod.
-#[derive(Clone)]
-pub struct PdbGate {
-    state: Arc<Mutex<GateState>>,
-    changes: watch::Receiver<u64>,
-}
-
-/// The pure gate and when the watch last delivered each budget.
-#[derive(Default)]
-struct GateState {
-    gate: BudgetGate,
-    updated: BTreeMap<String, Instant>,
-}
-
-fn pdb_entry(obj: &DynamicObject) -> (String, i64, Vec<String>) {
-    let key = format!(
-        "{}/{}",
-        obj.metadata.namespace.as_deref().unwrap_or_default(),
-        obj.metadata.name.as_deref().unwrap_or_default()
-    );
-    let allowed = obj.data["status"]["disruptionsAllowed"]
-        .as_i64()
-        .unwrap_or(0);
-    let disrupted = obj.data["status"]["disruptedPods"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    (key, allowed, disrupted)
-}
-
-impl PdbGate {
-    /// Starts a watch on all PDBs of `version`.
-    pub fn start(client: &kube::Client, version: &str) -> (Self, tokio::task::JoinHandle<()>) {
-        let api: Api<DynamicObject> =
-            Api::all_with(client.clone(), &crate::read::pdb_resource(version));
-        let (tx, rx) = watch::channel(0u64);
-        let state: Arc<Mutex<GateState>> = Arc::default();
-        let map = state.clone();
-        let stream = watcher(api, watcher::Config::default()).default_backoff();
-        let handle = tokio::spawn(async move {
-            futures::pin_mut!(stream);
-            while let Some(ev) = stream.next().await {
-                let Ok(ev) = ev else { continue };
-                {
-                    let mut m = map.lock().expect("pdb map");
-                    match &ev {
-                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                            let (k, v, disrupted) = pdb_entry(o);
-                            tracing::debug!(pdb = %k, disruptions_allowed = v, "budget update");
-                            m.gate.observe(&k, v, disrupted);
-                            m.updated.insert(k, Instant::now());
-                        }
-                        watcher::Event::Delete(o) => {
-                            let k = pdb_entry(o).0;
-                            m.gate.forget(&k);
-                            m.updated.remove(&k);
-                        }
-                        watcher::Event::Init | watcher::Event::InitDone => {}
-                    }
-                }
-                tx.send_modify(|v| *v += 1);
-            }
-        });
-        (PdbGate { state, changes: rx }, handle)
-    }
-
-    /// A gate that never opens by itself (no watch): callers fall back to their retry delay.
-    pub fn inert() -> Self {
-        PdbGate {
-            state: Arc::default(),
-            changes: watch::channel(0).1,
-        }
-    }
-
-    /// Takes a disruption of budget `key` for pod `pod` (shared by every node of the run).
-    fn try_take(&self, key: &str, pod: &str) -> bool {
-        self.state.lock().expect("pdb gate").gate.try_take(key, pod)
-    }
-
-    /// Gives back `pod`'s disruption: its eviction did not happen.
-    fn release(&self, key: &str, pod: &str) {
-        self.state.lock().expect("pdb gate").gate.release(key, pod);
-    }
-
-    fn knows(&self, key: &str) -> bool {
-        self.state.lock().expect("pdb gate").gate.knows(key)
-    }
-
-    /// Whether the watch delivered budget `key` within `window`: then it is alive and a
-    /// timed retry would only draw a refusal.
-    fn fresh(&self, key: &str, window: Duration) -> bool {
-        let m = self.state.lock().expect("pdb gate");
-        m.updated.get(key).is_some_and(|t| t.elapsed() < window)
-    }
-}
 
 /// A pod currently refused by a PDB (for progress lines).
 #[derive(Debug, Clone)]
@@ -430,7 +257,9 @@ impl Remover {
         let mut attempts = 0u32;
         let mut blocked_by = None;
         let live = self.live.clone();
-        let done = |result, attempts, blocked_by, error| PodOutcome {
+        // What this pod waited for (the node's summary says what held it up).
+        let mut waits = PodWaits::default();
+        let done = |result, attempts, blocked_by, error, waited: &PodWaits| PodOutcome {
             pod: r.clone(),
             result,
             attempts,
@@ -438,6 +267,7 @@ impl Remover {
             blocked_by,
             error,
             stuck: live.stuck.lock().expect("stuck map").remove(&r),
+            waited: waited.clone(),
         };
         let (name, ns) = (r.name.clone(), r.namespace.clone());
         // The budget disruption this pod holds, if any (given back if its eviction fails).
@@ -457,9 +287,11 @@ impl Remover {
                     });
                 // Returns when the budget hands us a disruption, or after the safety net / retry
                 // delay: then the eviction is tried anyway and the server decides.
+                let t = Instant::now();
                 if self.wait_for_budget(key, &name, self.retry_delay).await {
                     held = Some(key.clone());
                 }
+                waits.budget(key, t.elapsed().as_secs_f64());
             }
         }
         loop {
@@ -476,6 +308,7 @@ impl Remover {
                         "error when evicting pods/\"{name}\" -n \"{ns}\": global timeout reached: {}",
                         self.timeout_text
                     )),
+                    &waits,
                 );
             }
             if matches!(self.method, RemovalMethod::Evict(_)) {
@@ -509,18 +342,18 @@ impl Remover {
                         Gone::Replaced => PodResult::Replaced,
                         Gone::NotFound => PodResult::AlreadyGone,
                     };
-                    return done(result, attempts, blocked_by, None);
+                    return done(result, attempts, blocked_by, None, &waits);
                 }
                 NextStep::DryRunBlocked {
                     line,
                     blocked_by: what,
                 } => {
                     self.err(&line);
-                    return done(PodResult::DryRunBlocked, attempts, Some(what), None);
+                    return done(PodResult::DryRunBlocked, attempts, Some(what), None, &waits);
                 }
                 NextStep::Fail { error } => {
                     self.unblock(&r);
-                    return done(PodResult::Failed, attempts, blocked_by, Some(error));
+                    return done(PodResult::Failed, attempts, blocked_by, Some(error), &waits);
                 }
                 NextStep::Retry {
                     wait,
@@ -543,12 +376,21 @@ impl Remover {
                             .what = what.clone();
                         blocked_by = Some(what);
                     }
+                    let t = Instant::now();
                     match wait {
-                        RetryWait::Pause(d) => self.pause(d).await,
+                        RetryWait::Pause(d) => {
+                            self.pause(d).await;
+                            let waited = t.elapsed().as_secs_f64();
+                            match blocked_by.as_deref().and_then(blocking_budget) {
+                                Some(key) => waits.budget(key, waited),
+                                None => waits.retries += waited,
+                            }
+                        }
                         RetryWait::Budget { key } => {
                             if self.wait_for_budget(&key, &name, self.retry_delay).await {
-                                held = Some(key);
+                                held = Some(key.clone());
                             }
+                            waits.budget(&key, t.elapsed().as_secs_f64());
                         }
                     }
                 }
@@ -558,27 +400,35 @@ impl Remover {
             match self.tracker.get(&r) {
                 None => {
                     self.unblock(&r);
-                    return done(PodResult::AlreadyGone, attempts, blocked_by, None);
+                    return done(PodResult::AlreadyGone, attempts, blocked_by, None, &waits);
                 }
                 Some(p)
                     if p.metadata.uid.as_deref() != Some(r.uid.as_str()) && !r.uid.is_empty() =>
                 {
                     self.unblock(&r);
-                    return done(PodResult::Replaced, attempts, blocked_by, None);
+                    return done(PodResult::Replaced, attempts, blocked_by, None, &waits);
                 }
                 Some(p) => active = (*p).clone(),
             }
         }
         self.unblock(&r);
         if self.dry_run == Some(DryRun::Server) {
-            return done(PodResult::DryRunAccepted, attempts, blocked_by, None);
+            return done(
+                PodResult::DryRunAccepted,
+                attempts,
+                blocked_by,
+                None,
+                &waits,
+            );
         }
         // Wait for deletion: gone, or UID changed, or past --skip-wait-for-delete-timeout.
         // Meanwhile, a pod past its grace period on a NotReady node is stuck: say so, and
         // force-delete it if the policy says so.
         let mut changes = self.tracker.changes.clone();
         let mut force_deleted = false;
+        let terminating = Instant::now();
         loop {
+            waits.termination = terminating.elapsed().as_secs_f64();
             let mut stuck_now = None;
             match self.tracker.get(&r) {
                 None => break,
@@ -594,7 +444,7 @@ impl Remover {
                         "pod \"{name}\" has DeletionTimestamp older than {} seconds, skipping",
                         self.skip_wait_seconds
                     ));
-                    return done(PodResult::SkippedWait, attempts, blocked_by, None);
+                    return done(PodResult::SkippedWait, attempts, blocked_by, None, &waits);
                 }
                 Some(p) => {
                     let now = jiff::Timestamp::now();
@@ -613,7 +463,13 @@ impl Remover {
                             && stuck_action(&s, self.stuck_policy, now) == StuckAction::ForceDelete
                         {
                             if let Err(e) = self.force_delete(&p, &r).await {
-                                return done(PodResult::Failed, attempts, blocked_by, Some(e));
+                                return done(
+                                    PodResult::Failed,
+                                    attempts,
+                                    blocked_by,
+                                    Some(e),
+                                    &waits,
+                                );
                             }
                             force_deleted = true;
                             self.out(&format!(
@@ -644,7 +500,7 @@ impl Remover {
                         s.explain(&r.to_string())
                     ));
                 }
-                return done(PodResult::Failed, attempts, blocked_by, Some(msg));
+                return done(PodResult::Failed, attempts, blocked_by, Some(msg), &waits);
             }
             tokio::select! {
                 _ = changes.changed() => {}
@@ -652,14 +508,14 @@ impl Remover {
             }
         }
         if force_deleted {
-            return done(PodResult::ForceDeleted, attempts, blocked_by, None);
+            return done(PodResult::ForceDeleted, attempts, blocked_by, None, &waits);
         }
         self.out(&removed_line(&r, self.method));
         let result = match self.method {
             RemovalMethod::Evict(_) => PodResult::Evicted,
             RemovalMethod::Delete => PodResult::Deleted,
         };
-        done(result, attempts, blocked_by, None)
+        done(result, attempts, blocked_by, None, &waits)
     }
 
     /// DELETE with grace 0 and a UID precondition: removes the API object of a pod whose

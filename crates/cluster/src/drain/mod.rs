@@ -1,32 +1,60 @@
-//! The drain engine: reads what the planner needs, plans with `kubemaint-core`, cordons every
+//! The drain engine: reads what the planner needs, plans with `kubemaint-core`, decides the
+//! batch (how many nodes at once, checked against the capacity that stays), cordons every
 //! selected node first (as kubectl does), then removes pods node by node, up to
 //! `max_parallel_nodes` nodes at once, through one shared PodDisruptionBudget gate.
 //!
+//! The entry point is [`drain`]: a resolved [`DrainConfig`] in, a [`DrainReport`] with every
+//! node and pod out (when each node started, when it ended, what held it up). `kubemaint
+//! drain` and `upgrade apply`'s worker batches both call it. [`prepare`] and
+//! [`Prepared::run`] are its two halves, for a caller that looks at the plan in between.
+//!
 //! Output is the caller's: kubectl's lines go through a [`Reporter`], progress through its
 //! node hooks, and the outcome comes back as a [`DrainReport`].
+//!
+//! ```no_run
+//! # async fn f(clients: kubemaint_cluster::drain::Clients,
+//! #            config: kubemaint_core::drain::config::DrainConfig,
+//! #            reporter: std::sync::Arc<dyn kubemaint_cluster::drain::Reporter>) {
+//! use kubemaint_cluster::drain::{self, DrainError, NodeStatus};
+//! match drain::drain(clients, config, reporter).await {
+//!     Ok(None) => println!("no node matched"),
+//!     Ok(Some(report)) => {
+//!         for n in &report.nodes {
+//!             let ok = n.status == NodeStatus::Drained;
+//!             println!("{}: {ok} after {:.1}s, held up by {:?}", n.node, n.seconds, n.held_up);
+//!         }
+//!     }
+//!     // Nothing was changed: the nodes' pods do not fit on the nodes that stay.
+//!     Err(DrainError::Refused { pods, .. }) => println!("{} pods fit nowhere", pods.len()),
+//!     Err(e) => println!("{e}"),
+//! }
+//! # }
+//! ```
 
 pub mod evict;
+mod node;
+mod watches;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kubemaint_core::drain::PodRef;
 use kubemaint_core::drain::config::DrainConfig;
-use kubemaint_core::drain::cordon::DryRun;
 use kubemaint_core::drain::eviction::{RemovalMethod, removal_method};
-use kubemaint_core::drain::filters::aggregate;
 use kubemaint_core::drain::plan::{
-    ClusterSnapshot, DrainOptions, DrainPlan, NodePlan, NodeTarget, PodAction, drained_line,
-    node_failed_line, plan_drain,
+    ClusterSnapshot, DrainOptions, DrainPlan, NodePlan, NodeTarget, Parallelism, node_order,
+    parallelism, plan_drain,
 };
+use kubemaint_core::drain::report::HoldUp;
 use kubemaint_core::drain::stuck::StuckTerminating;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use self::evict::{Blocked, PdbGate, PodOutcome, PodResult, Remover, Tracker};
+use self::evict::{Blocked, PdbGate, PodOutcome};
+use self::node::drain_node;
 use crate::ClusterError;
 use crate::nodes::{self, CordonResult};
 use crate::read::{self, PolicySupport};
@@ -38,6 +66,8 @@ pub trait Reporter: Send + Sync {
     fn out(&self, line: &str);
     /// One of kubectl's stderr lines (errors, retries, warnings), or a kubemaint note.
     fn err(&self, line: &str);
+    /// The preflight plan and warnings met while reading, before any change ([`drain`] only).
+    fn preflight(&self, _plan: &DrainPlan, _warnings: &[String]) {}
     /// A node's pod removal starts: `pods` to remove; `live` is what holds it up right now.
     fn node_started(&self, _node: &str, _pods: usize, _live: Arc<NodeLive>) {}
     /// One pod of `node` is done (gone, failed or skipped).
@@ -98,10 +128,17 @@ pub struct NodeOutcome {
     pub pods: Vec<PodOutcome>,
     /// When its pod removal started.
     pub started: jiff::Timestamp,
-    /// When it ended.
+    /// When it ended (drained, or failed).
     pub finished: jiff::Timestamp,
+    /// `started`, in seconds after the run's cordons were done.
+    pub started_after_seconds: f64,
+    /// `finished`, in seconds after the run's cordons were done.
+    pub finished_after_seconds: f64,
     /// Seconds spent on this node.
     pub seconds: f64,
+    /// What held it up, longest first: budgets that did not allow a disruption yet, retries,
+    /// pods still terminating (per cause: how many pods waited and the longest wait).
+    pub held_up: Vec<HoldUp>,
 }
 
 /// The drain's report (`-o json`).
@@ -109,8 +146,15 @@ pub struct NodeOutcome {
 pub struct DrainReport {
     /// The preflight plan.
     pub plan: DrainPlan,
+    /// When the pod removals could start (every selected node cordoned).
+    pub started: jiff::Timestamp,
     /// Nodes drained at once, at most.
     pub max_parallel_nodes: usize,
+    /// `--max-parallel-nodes` as asked.
+    pub requested_parallel_nodes: usize,
+    /// Why fewer nodes were drained at once than asked, if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lowered: Option<String>,
     /// What happened, per node, in the order the nodes were started.
     pub nodes: Vec<NodeOutcome>,
     /// Nodes left pending, in that order.
@@ -130,6 +174,41 @@ pub struct Prepared {
     pub plan: DrainPlan,
     /// Warnings met while reading (e.g. volumes that could not be listed).
     pub warnings: Vec<String>,
+}
+
+/// Why a drain did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    /// Reading the cluster failed (nothing was changed).
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// Several nodes at once were asked, and pods of the selected nodes fit on no node that
+    /// stays: they would stay Pending together. Nothing was changed.
+    #[error(
+        "refusing to drain {requested} nodes at once: {} pod(s) fit on no node that stays and would stay Pending together ({}); add capacity, or rerun with --max-parallel-nodes 1 to drain one node at a time as kubectl does; nothing was changed",
+        .pods.len(),
+        .pods.iter().map(|(p, why)| format!("{p}: {why}")).collect::<Vec<_>>().join("; ")
+    )]
+    Refused {
+        /// `--max-parallel-nodes` as asked.
+        requested: usize,
+        /// The pods, and why each fits nowhere (the scheduler's words).
+        pods: Vec<(PodRef, String)>,
+    },
+}
+
+/// Drains the nodes `config` selects: reads and plans ([`prepare`]), hands the plan to
+/// [`Reporter::preflight`], then [`Prepared::run`]. `Ok(None)` when no node matches.
+pub async fn drain(
+    clients: Clients,
+    config: DrainConfig,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Option<DrainReport>, DrainError> {
+    let Some(prepared) = prepare(clients, config).await? else {
+        return Ok(None);
+    };
+    reporter.preflight(&prepared.plan, &prepared.warnings);
+    prepared.run(reporter).await.map(Some)
 }
 
 /// Reads the selected nodes, discovery, nodes, pods and budgets, and plans the drain. `None`
@@ -203,12 +282,40 @@ struct Shared {
     snapshot: tokio::sync::Mutex<ClusterSnapshot>,
     gate: Option<PdbGate>,
     reporter: Arc<dyn Reporter>,
+    /// When the pod removals could start.
+    run_started: Instant,
 }
 
 impl Prepared {
+    /// Decides the batch before any change (the core's [`parallelism`] over the plan, which
+    /// placed the pods of every selected node together on the nodes that stay): a lowered
+    /// `--max-parallel-nodes` is said through the reporter, a refusal is
+    /// [`DrainError::Refused`] with nothing changed. Then cordons every selected node and
+    /// drains them, up to that many at once, in `config.order` (the core's [`node_order`]).
+    pub async fn run(self, reporter: Arc<dyn Reporter>) -> Result<DrainReport, DrainError> {
+        let requested = self.config.max_parallel_nodes.get();
+        let (parallel, lowered) = match parallelism(&self.plan, requested) {
+            Parallelism::Keep(n) => (n, None),
+            Parallelism::Lower { to, why } => {
+                reporter.err(&format!(
+                    "--max-parallel-nodes lowered from {requested} to {to}: {why}"
+                ));
+                (to, Some(why))
+            }
+            Parallelism::Refuse { pods } => {
+                return Err(DrainError::Refused { requested, pods });
+            }
+        };
+        let order = node_order(&self.plan, self.config.order);
+        let mut report = self.run_ordered(reporter, parallel, &order).await;
+        report.requested_parallel_nodes = requested;
+        report.lowered = lowered;
+        Ok(report)
+    }
+
     /// Cordons every selected node, then drains them, up to `max_parallel_nodes` at once, in
     /// `order` (indices into the plan's nodes).
-    pub async fn run(
+    async fn run_ordered(
         self,
         reporter: Arc<dyn Reporter>,
         max_parallel_nodes: usize,
@@ -239,6 +346,7 @@ impl Prepared {
         }
         let gate = (dry_run.is_none() && matches!(options.method, RemovalMethod::Evict(_)))
             .then(|| PdbGate::start(&clients.client, policy.pdb_version));
+        let started = jiff::Timestamp::now();
         let shared = Arc::new(Shared {
             clients,
             config,
@@ -246,6 +354,7 @@ impl Prepared {
             snapshot: tokio::sync::Mutex::new(snapshot),
             gate: gate.as_ref().map(|(g, _)| g.clone()),
             reporter: reporter.clone(),
+            run_started: Instant::now(),
         });
         let preflight: BTreeMap<String, NodePlan> = plan
             .nodes
@@ -257,9 +366,9 @@ impl Prepared {
             .map(|(rank, &i)| {
                 let shared = shared.clone();
                 let target = targets[i].clone();
-                // The first node's pods were listed just now; kubectl lists a node's pods
+                // The first batch's pods were listed just now; kubectl lists a node's pods
                 // when it gets to it, so later nodes are listed again.
-                let fresh = (rank == 0).then(|| preflight[&target.name].clone());
+                let fresh = (rank < parallel).then(|| preflight[&target.name].clone());
                 let cordon = cordons.get(&target.name).cloned();
                 async move { drain_node(&shared, target, fresh, cordon).await }
             })
@@ -283,267 +392,12 @@ impl Prepared {
             .collect();
         DrainReport {
             plan,
+            started,
             max_parallel_nodes: parallel,
+            requested_parallel_nodes: parallel,
+            lowered: None,
             nodes: outcomes,
             pending,
-        }
-    }
-}
-
-/// Plans (unless the preflight plan is fresh) and drains one node.
-async fn drain_node(
-    shared: &Shared,
-    target: NodeTarget,
-    fresh: Option<NodePlan>,
-    cordon: Option<CordonResult>,
-) -> NodeOutcome {
-    let started = Instant::now();
-    let started_at = jiff::Timestamp::now();
-    let config = &shared.config;
-    let dry_run = config.dry_run;
-    let node = target.name.clone();
-    let mut outcome = NodeOutcome {
-        node: node.clone(),
-        status: NodeStatus::Drained,
-        error: None,
-        errors: Vec::new(),
-        cordon,
-        left_cordoned: dry_run.is_none(),
-        pods: Vec::new(),
-        started: started_at,
-        finished: started_at,
-        seconds: 0.0,
-    };
-    let result = match fresh {
-        Some(p) => Ok((p, target)),
-        None => replan(shared, &node).await,
-    };
-    let result = match result {
-        Err(e) => Err(vec![e]),
-        Ok((node_plan, target)) => run_plan(shared, &node_plan, &target, &mut outcome).await,
-    };
-    let reporter = &shared.reporter;
-    match result {
-        Ok(()) => reporter.out(&drained_line(&node, dry_run)),
-        Err(errs) => {
-            reporter.err(&node_failed_line(&node, &errs));
-            outcome.status = NodeStatus::Failed;
-            outcome.error = aggregate(&errs);
-            outcome.errors = errs;
-            if dry_run.is_none() {
-                let nodes_api: Api<Node> = Api::all(shared.clients.client.clone());
-                let after =
-                    nodes::after_failure(&nodes_api, &node, config.uncordon_on_failure).await;
-                if let Some(line) = after.line {
-                    reporter.err(&line);
-                }
-                outcome.left_cordoned = after.left_cordoned;
-            }
-        }
-    }
-    outcome.seconds = started.elapsed().as_secs_f64();
-    outcome.finished = jiff::Timestamp::now();
-    outcome
-}
-
-/// Lists the node's pods again and plans it against the shared snapshot.
-async fn replan(shared: &Shared, node: &str) -> Result<(NodePlan, NodeTarget), String> {
-    let config = &shared.config;
-    let client = &shared.clients.client;
-    let pods = read::node_pods(
-        client,
-        node,
-        config.pod_selector.as_deref(),
-        config.chunk_size,
-    )
-    .await
-    .map_err(|e| format!("{e}: {}", error_sources(&e)))?;
-    let mut lookups = shared.snapshot.lock().await.daemonsets.clone();
-    read::daemonset_lookups(client, &pods, &config.filters, &mut lookups).await;
-    let target = NodeTarget {
-        name: node.to_owned(),
-        pods,
-    };
-    let mut snapshot = shared.snapshot.lock().await;
-    snapshot.daemonsets.extend(lookups);
-    let plan = plan_drain(
-        &snapshot,
-        std::slice::from_ref(&target),
-        &shared.options,
-        jiff::Timestamp::now(),
-    )
-    .nodes
-    .remove(0);
-    Ok((plan, target))
-}
-
-fn error_sources(e: &dyn std::error::Error) -> String {
-    let mut out = Vec::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push(s.to_string());
-        cur = s.source();
-    }
-    out.join(": ")
-}
-
-/// Executes one node's plan: kubectl's filter errors fail it before any eviction; otherwise
-/// its pods are removed (or listed, under client dry-run).
-async fn run_plan(
-    shared: &Shared,
-    node_plan: &NodePlan,
-    target: &NodeTarget,
-    outcome: &mut NodeOutcome,
-) -> Result<(), Vec<String>> {
-    if !node_plan.errors.is_empty() {
-        return Err(node_plan.errors.clone());
-    }
-    let reporter = &shared.reporter;
-    if !node_plan.warnings.is_empty() {
-        reporter.err(&format!("Warning: {}", node_plan.warnings));
-    }
-    let to_remove = |p: &&kubemaint_core::drain::plan::PodPlan| {
-        matches!(p.action, PodAction::Evict | PodAction::Delete)
-    };
-    if shared.config.dry_run == Some(DryRun::Client) {
-        for p in node_plan.pods.iter().filter(to_remove) {
-            reporter.out(&format!("evicting pod {} (dry run)", p.pod));
-        }
-        outcome.status = NodeStatus::Planned;
-        return Ok(());
-    }
-    let pods: Vec<Pod> = {
-        let snapshot = shared.snapshot.lock().await;
-        node_plan
-            .pods
-            .iter()
-            .filter(to_remove)
-            .filter_map(|p| {
-                target
-                    .pods
-                    .iter()
-                    .chain(snapshot.pods.iter())
-                    .find(|tp| PodRef::of(tp) == p.pod)
-                    .cloned()
-            })
-            .collect()
-    };
-    // Pods whose budget allowed a disruption at planning time take their first attempt
-    // through the budget gate, like a retry: with a budget of 1, the pods behind the first do
-    // not each draw a refused request first.
-    let first_gate: BTreeMap<_, _> = node_plan
-        .pods
-        .iter()
-        .filter_map(|p| match &p.pdb {
-            Some(kubemaint_core::drain::pdb::PodPdbVerdict::Allowed { pdb, .. }) => {
-                Some((p.pod.clone(), pdb.clone()))
-            }
-            _ => None,
-        })
-        .collect();
-    drain_pods(shared, &target.name, pods, first_gate, outcome).await
-}
-
-async fn drain_pods(
-    shared: &Shared,
-    node: &str,
-    pods: Vec<Pod>,
-    first_gate: BTreeMap<PodRef, String>,
-    outcome: &mut NodeOutcome,
-) -> Result<(), Vec<String>> {
-    if pods.is_empty() {
-        return Ok(());
-    }
-    let config = &shared.config;
-    let (tracker, watch_handle) = Tracker::start(&shared.clients.client, node)
-        .await
-        .map_err(|e| vec![format!("{e}: {}", error_sources(&e))])?;
-    let live = Arc::new(NodeLive::default());
-    let remover = Remover {
-        client: shared.clients.evict.clone(),
-        method: shared.options.method,
-        grace_period: config.grace_period_seconds,
-        dry_run: config.dry_run,
-        retry_delay: config.eviction_retry_delay,
-        deadline: config.timeout.map(|t| Instant::now() + t),
-        timeout_text: kubemaint_core::duration::format(config.timeout.unwrap_or_default()),
-        skip_wait_seconds: config.filters.skip_wait_for_delete_timeout_seconds,
-        pdb_gate: shared.gate.clone().unwrap_or_else(PdbGate::inert),
-        tracker,
-        live: live.clone(),
-        reporter: shared.reporter.clone(),
-        stuck_policy: config.stuck,
-        first_gate: Arc::new(first_gate),
-    };
-    shared.reporter.node_started(node, pods.len(), live);
-    let results: Vec<PodOutcome> = futures::stream::iter(pods)
-        .map(|p| {
-            let r = remover.clone();
-            async move {
-                let o = r.remove(p).await;
-                r.reporter.pod_finished(node);
-                o
-            }
-        })
-        .buffer_unordered(config.max_concurrent_evictions.get())
-        .collect()
-        .await;
-    shared.reporter.node_finished(node);
-    watch_handle.abort();
-    let failed = |r: &&PodOutcome| r.result == PodResult::Failed;
-    let mut errors: Vec<String> = results
-        .iter()
-        .filter(failed)
-        .filter_map(|r| r.error.clone())
-        .collect();
-    let blocked_dry: Vec<String> = results
-        .iter()
-        .filter(|r| r.result == PodResult::DryRunBlocked)
-        .map(|r| format!("{} ({})", r.pod, r.blocked_by.clone().unwrap_or_default()))
-        .collect();
-    let pending: Vec<String> = results
-        .iter()
-        .filter(failed)
-        .map(|r| format!("pod/{}", r.pod.name))
-        .collect();
-    let stuck_failed: Vec<String> = results
-        .iter()
-        .filter(failed)
-        .filter_map(|r| {
-            r.stuck
-                .as_ref()
-                .map(|s| format!("{} ({}s past its grace period)", r.pod, s.stuck_seconds))
-        })
-        .collect();
-    let stuck_node = results
-        .iter()
-        .find_map(|r| r.stuck.as_ref().map(|s| s.node.describe()));
-    outcome.pods = results;
-    if let (false, Some(why)) = (stuck_failed.is_empty(), stuck_node) {
-        errors.push(format!(
-            "{} pods stuck Terminating because {why}: {}; bring the kubelet back, or rerun with --force-delete-after DURATION to force-delete them",
-            stuck_failed.len(),
-            stuck_failed.join(", ")
-        ));
-    }
-    if !blocked_dry.is_empty() {
-        // kubectl retries these forever under server dry-run (the budget never moves); we stop
-        // and report the node as not drainable right now.
-        errors.push(format!(
-            "server dry-run: evictions refused by a PodDisruptionBudget: {}",
-            blocked_dry.join(", ")
-        ));
-    }
-    match aggregate(&errors) {
-        None => Ok(()),
-        Some(err) => {
-            shared.reporter.err(&format!(
-                "There are pending pods in node \"{node}\" when an error occurred: {err}"
-            ));
-            for p in pending {
-                shared.reporter.err(&p);
-            }
-            Err(errors)
         }
     }
 }

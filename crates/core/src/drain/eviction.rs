@@ -375,6 +375,12 @@ pub enum NextStep {
     },
 }
 
+/// The budget (`namespace/name`) a [`NextStep`]'s `blocked_by` names, if the server named one.
+pub fn blocking_budget(blocked_by: &str) -> Option<&str> {
+    let rest = blocked_by.strip_prefix("PDB ")?;
+    rest.split_once(": ").map(|(key, _)| key)
+}
+
 /// The retry settings [`next_step`] needs.
 #[derive(Clone, Copy, Debug)]
 pub struct RetrySettings<'a> {
@@ -656,6 +662,40 @@ mod tests {
             name: "p".into(),
             uid: "u1".into(),
         }
+    }
+
+    #[test]
+    fn blocking_budget_of_a_blocked_by_text() {
+        let refused = "Cannot evict pod as it would violate the pod's disruption budget.";
+        for (text, want) in [
+            (format!("PDB ns/web: {refused}"), Some("ns/web")),
+            (refused.to_owned(), None),
+            ("PDB without a colon".to_owned(), None),
+        ] {
+            assert_eq!(blocking_budget(&text), want, "{text}");
+        }
+        // What next_step writes is what blocking_budget reads.
+        let step = next_step(
+            EvictionOutcome::RetryPdb {
+                pdb: Some("web".into()),
+                message: refused.into(),
+                retry_after_seconds: Some(3),
+            },
+            &pod(),
+            RetrySettings {
+                dry_run: None,
+                delay: Duration::from_secs(5),
+                delay_text: "5s",
+            },
+        );
+        let NextStep::Retry {
+            blocked_by: Some(b),
+            ..
+        } = step
+        else {
+            panic!("{step:?}")
+        };
+        assert_eq!(blocking_budget(&b), Some("ns/web"));
     }
 
     #[test]

@@ -828,6 +828,72 @@ mod tests {
     }
 
     #[test]
+    fn node_order_table() {
+        use crate::drain::config::NodeOrder;
+        use crate::drain::pdb::{BlockerKind, PdbBlocker};
+        let node = |name: &str, pods: usize, blockers: &[BlockerKind]| NodePlan {
+            node: name.into(),
+            found: true,
+            cordoned_before: false,
+            cordon_owner: None,
+            pods: (0..pods)
+                .map(|i| PodPlan {
+                    pod: PodRef {
+                        namespace: "ns".into(),
+                        name: format!("{name}-p{i}"),
+                        uid: String::new(),
+                    },
+                    action: PodAction::Evict,
+                    reason: String::new(),
+                    decided_by: FilterName::Unreplicated,
+                    notes: vec![],
+                    controller: None,
+                    pdb: None,
+                    placement: None,
+                })
+                .collect(),
+            errors: vec![],
+            error: None,
+            warnings: String::new(),
+            pdb_blockers: blockers
+                .iter()
+                .map(|&kind| PdbBlocker {
+                    kind,
+                    pdbs: vec!["ns/x".into()],
+                    pods: vec![],
+                    explanation: String::new(),
+                })
+                .collect(),
+            verdict: NodeVerdict::Ready,
+        };
+        let plan = DrainPlan {
+            options: DrainOptions {
+                filters: FilterOptions::default(),
+                method: RemovalMethod::Delete,
+                dry_run: None,
+            },
+            nodes: vec![
+                // A paced budget is normal operation, not a blocker; work is the tie-breaker.
+                node("c", 3, &[BlockerKind::Paced]),
+                node("b", 1, &[BlockerKind::NoDisruptionsNow]),
+                node("a", 2, &[]),
+                node("d", 1, &[]),
+                node("e", 0, &[BlockerKind::NoDisruptionsNow, BlockerKind::Stale]),
+            ],
+            capacity: CapacityReport { pods: vec![] },
+        };
+        let cases = [
+            (NodeOrder::Given, vec![0, 1, 2, 3, 4]),
+            (NodeOrder::Name, vec![2, 1, 0, 3, 4]),
+            // Fewest blocking budgets, then fewest pods to remove, then by name.
+            (NodeOrder::LeastBlocked, vec![3, 2, 0, 1, 4]),
+        ];
+        for (order, want) in cases {
+            assert_eq!(node_order(&plan, order), want, "{order:?}");
+        }
+    }
+
+    #[test]
     fn closing_lines_follow_kubectls_check_err() {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let cases: Vec<(Vec<Vec<String>>, Vec<String>)> = vec![

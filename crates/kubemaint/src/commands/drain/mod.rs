@@ -8,12 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use kubemaint_cluster::drain::{self as engine, Clients, NodeStatus};
+use kubemaint_cluster::drain::{self as engine, Clients, DrainError, NodeStatus};
 use kubemaint_core::drain::config::{self, DrainConfig, NodeOrder};
 use kubemaint_core::drain::filters::FilterOptions;
-use kubemaint_core::drain::plan::{
-    DrainPlan, NodeVerdict, Parallelism, closing_error_lines, node_order, parallelism,
-};
+use kubemaint_core::drain::plan::closing_error_lines;
 use kubemaint_core::drain::stuck::StuckPolicy;
 use kubemaint_core::duration;
 
@@ -139,55 +137,6 @@ impl DrainArgs {
     }
 }
 
-fn print_preflight(plan: &DrainPlan) {
-    for n in &plan.nodes {
-        if n.verdict == NodeVerdict::Ready {
-            continue;
-        }
-        let verdict = match n.verdict {
-            NodeVerdict::FilterErrors => {
-                "kubectl's pod filters refuse this node (see the errors below)"
-            }
-            NodeVerdict::PdbDeadlock => {
-                "the drain cannot finish: a PodDisruptionBudget will never allow the remaining evictions (use --timeout, or fix the budget/capacity first)"
-            }
-            NodeVerdict::WaitsOnPdb => "evictions will wait for PodDisruptionBudgets",
-            NodeVerdict::InsufficientCapacity => {
-                "some evicted pods fit on no remaining node and will stay Pending"
-            }
-            NodeVerdict::Ready => "",
-        };
-        eprintln!("preflight: node/{}: {verdict}", n.node);
-        if n.verdict == NodeVerdict::FilterErrors {
-            continue;
-        }
-        for b in &n.pdb_blockers {
-            // Paced budgets are normal operation, not a problem worth a line.
-            if b.kind == kubemaint_core::drain::pdb::BlockerKind::Paced {
-                tracing::info!("node/{}: {}", n.node, b.explanation);
-                continue;
-            }
-            let pods: Vec<String> = b.pods.iter().map(ToString::to_string).collect();
-            eprintln!(
-                "preflight: node/{}: {:?} [{}]: {}",
-                n.node,
-                b.kind,
-                pods.join(", "),
-                b.explanation
-            );
-        }
-        for p in &n.pods {
-            if let Some(kubemaint_core::drain::capacity::Placement::NoFit { reason }) = &p.placement
-            {
-                eprintln!(
-                    "preflight: node/{}: {} will not be rescheduled: {reason}",
-                    n.node, p.pod
-                );
-            }
-        }
-    }
-}
-
 /// Drains the selected nodes.
 pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     let config = args.resolve()?;
@@ -196,29 +145,16 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         client: kube_client::client(global, Retry::Default).await?,
         evict: kube_client::client(global, Retry::Off).await?,
     };
-    let parallel = config.max_parallel_nodes.get();
-    let order_rule = config.order;
-    let Some(prepared) = engine::prepare(clients, config).await? else {
-        eprintln!("No resources found");
-        return Ok(exit::SUCCESS);
-    };
-    for w in &prepared.warnings {
-        eprintln!("{w}");
-    }
-    if !machine {
-        print_preflight(&prepared.plan);
-    }
-    // The batch decision comes before any change (the cordons are the first).
-    let parallel = match parallelism(&prepared.plan, parallel) {
-        Parallelism::Keep(n) => n,
-        Parallelism::Lower { to, why } => {
-            eprintln!("--max-parallel-nodes lowered from {parallel} to {to}: {why}");
-            to
+    let reporter = Arc::new(CliReporter::new(machine));
+    let report = match engine::drain(clients, config, reporter.clone()).await {
+        Ok(Some(report)) => report,
+        Ok(None) => {
+            eprintln!("No resources found");
+            return Ok(exit::SUCCESS);
         }
-        Parallelism::Refuse { pods } => {
+        Err(DrainError::Refused { requested, pods }) => {
             eprintln!(
-                "error: refusing to drain {} nodes at once: {} pod(s) fit on no node that stays, and would stay Pending together:",
-                parallel,
+                "error: refusing to drain {requested} nodes at once: {} pod(s) fit on no node that stays, and would stay Pending together:",
                 pods.len()
             );
             for (pod, why) in &pods {
@@ -229,12 +165,10 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
             );
             return Ok(exit::FAILURE);
         }
+        Err(DrainError::Cluster(e)) => return Err(e.into()),
     };
-    let order = node_order(&prepared.plan, order_rule);
-    let selected = order.len();
-    let reporter = Arc::new(CliReporter::new(machine));
-    let report = prepared.run(reporter.clone(), parallel, &order).await;
     reporter.finish();
+    let selected = report.nodes.len();
     if !report.pending.is_empty() {
         eprintln!("There are pending nodes to be drained:");
         for n in &report.pending {
@@ -250,6 +184,9 @@ pub async fn run(args: DrainArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
         .collect();
     for line in closing_error_lines(&failed) {
         eprintln!("{line}");
+    }
+    if !machine {
+        progress::print_summary(&report);
     }
     output::print_machine(global.output, &report)?;
     Ok(if report.pending.is_empty() {

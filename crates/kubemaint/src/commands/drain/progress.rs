@@ -7,7 +7,9 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kubemaint_cluster::drain::{NodeLive, Reporter};
+use kubemaint_cluster::drain::{DrainReport, NodeLive, NodeStatus, Reporter};
+use kubemaint_core::drain::plan::{DrainPlan, NodeVerdict};
+use kubemaint_core::drain::report::{Ended, summary_line};
 use tokio::time::Instant;
 
 /// One node in flight.
@@ -66,6 +68,15 @@ impl Reporter for CliReporter {
 
     fn err(&self, line: &str) {
         self.print(|| eprintln!("{line}"));
+    }
+
+    fn preflight(&self, plan: &DrainPlan, warnings: &[String]) {
+        for w in warnings {
+            eprintln!("{w}");
+        }
+        if !self.machine {
+            print_preflight(plan);
+        }
     }
 
     fn node_started(&self, node: &str, pods: usize, live: Arc<NodeLive>) {
@@ -179,5 +190,77 @@ fn live_blocker(live: &NodeLive) -> String {
             )
         }
         None => String::new(),
+    }
+}
+
+fn print_preflight(plan: &DrainPlan) {
+    for n in &plan.nodes {
+        if n.verdict == NodeVerdict::Ready {
+            continue;
+        }
+        let verdict = match n.verdict {
+            NodeVerdict::FilterErrors => {
+                "kubectl's pod filters refuse this node (see the errors below)"
+            }
+            NodeVerdict::PdbDeadlock => {
+                "the drain cannot finish: a PodDisruptionBudget will never allow the remaining evictions (use --timeout, or fix the budget/capacity first)"
+            }
+            NodeVerdict::WaitsOnPdb => "evictions will wait for PodDisruptionBudgets",
+            NodeVerdict::InsufficientCapacity => {
+                "some evicted pods fit on no remaining node and will stay Pending"
+            }
+            NodeVerdict::Ready => "",
+        };
+        eprintln!("preflight: node/{}: {verdict}", n.node);
+        if n.verdict == NodeVerdict::FilterErrors {
+            continue;
+        }
+        for b in &n.pdb_blockers {
+            // Paced budgets are normal operation, not a problem worth a line.
+            if b.kind == kubemaint_core::drain::pdb::BlockerKind::Paced {
+                tracing::info!("node/{}: {}", n.node, b.explanation);
+                continue;
+            }
+            let pods: Vec<String> = b.pods.iter().map(ToString::to_string).collect();
+            eprintln!(
+                "preflight: node/{}: {:?} [{}]: {}",
+                n.node,
+                b.kind,
+                pods.join(", "),
+                b.explanation
+            );
+        }
+        for p in &n.pods {
+            if let Some(kubemaint_core::drain::capacity::Placement::NoFit { reason }) = &p.placement
+            {
+                eprintln!(
+                    "preflight: node/{}: {} will not be rescheduled: {reason}",
+                    n.node, p.pod
+                );
+            }
+        }
+    }
+}
+
+/// The closing summary, one `summary:` line per node on stderr: when its pod removal started
+/// and ended (seconds after the cordons) and what held it up.
+pub fn print_summary(report: &DrainReport) {
+    for n in &report.nodes {
+        let ended = match n.status {
+            NodeStatus::Failed => Ended::Failed,
+            NodeStatus::Drained => Ended::Drained,
+            // Client dry-run: nothing was removed, nothing to say.
+            NodeStatus::Planned => continue,
+        };
+        eprintln!(
+            "summary: {}",
+            summary_line(
+                &n.node,
+                ended,
+                n.started_after_seconds,
+                n.finished_after_seconds,
+                &n.held_up
+            )
+        );
     }
 }

@@ -796,10 +796,17 @@ async fn drain(ctx: &Ctx<'_>, names: &[String]) -> Result<(), StepError> {
     for warning in &prepared.warnings {
         ctx.log.say(warning);
     }
-    let order: Vec<usize> = (0..names.len()).collect();
+    // The batch decision (pods of the batch that fit on no node that stays refuse it, nothing
+    // changed), the cordons and the drain, in the given order, all nodes at once.
     let report = prepared
-        .run(Arc::new(DrainLines(ctx.log.clone())), names.len(), &order)
-        .await;
+        .run(Arc::new(DrainLines(ctx.log.clone())))
+        .await
+        .map_err(|e| {
+            StepError::at(
+                first,
+                anyhow::Error::new(e).context("cannot drain the batch"),
+            )
+        })?;
     let failed: Vec<String> = report
         .nodes
         .iter()
