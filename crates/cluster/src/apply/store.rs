@@ -51,7 +51,8 @@ pub struct RunRecord {
     pub updated_by: String,
     /// Last write (RFC 3339).
     pub updated_at: String,
-    /// How it stands.
+    /// How it stands (`status`, and `node`, `error` for a failure).
+    #[serde(flatten)]
     pub status: RunStatus,
     /// The action in flight or last done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
