@@ -1,5 +1,6 @@
-//! `kubemaint upgrade apply` against the lab: three control-plane nodes behind haproxy and
-//! four workers whose kubelets report v1.19.16, upgraded to v1.20.2 node by node through the
+//! `kubemaint upgrade apply` against the lab: three control-plane nodes behind haproxy at a
+//! v1.19.16 stand-in and four workers whose kubelets report v1.19.16, upgraded to the real
+//! v1.20.2 node by node (control planes one at a time, the first with `--first`) through the
 //! `command` executor running `kubemaint-lab node upgrade`, while a watcher samples a Deployment
 //! under a PodDisruptionBudget (minAvailable = replicas - 1) every 0.5 s with the real kubectl.
 //! Then the failure paths: a failing node command stops the run with the node left cordoned; a
@@ -20,8 +21,8 @@ const OLD: &str = "v1.19.16";
 const NEW: &str = "v1.20.2";
 /// The control plane's version at the start of the whole-cluster test, and whether the node
 /// command upgrades the whole node (control plane included) or only its kubelet.
-const CONTROL_PLANE_FROM: &str = NEW;
-const WHOLE_NODE: bool = false;
+const CONTROL_PLANE_FROM: &str = OLD;
+const WHOLE_NODE: bool = true;
 
 /// `target/debug/kubemaint-lab`, next to the kubemaint binary under test.
 fn lab_binary() -> PathBuf {
@@ -331,7 +332,8 @@ fn apply_upgrades_every_node_within_the_budget() {
     for node in all_nodes(&lab) {
         assert_eq!(drained_lines(&log, &node), 1, "{node}\n{log}");
     }
-    assert!(log.contains("upgraded v1.19.16 -> v1.20.2"), "{log}");
+    // The node command's own output, line by line.
+    assert!(log.contains("cp-1 out| cp-1 upgraded to v1.20.2"), "{log}");
     // Batches of two workers: worker-4 (already out) goes first.
     let batches: Vec<&serde_json::Value> = report["steps"]
         .as_array()
