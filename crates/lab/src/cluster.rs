@@ -142,7 +142,18 @@ impl Lab {
             .map_err(|source| LabError::Io { path, source })
         };
         write_conf("admin.conf", "kubernetes-admin", &creds.admin)?;
-        write_conf("kubelet.conf", crate::pki::KUBELET_USER, &creds.kubelet)?;
+        write_conf(
+            crate::pki::SIM_KUBECONFIG,
+            crate::pki::KUBELET_USER,
+            &creds.kubelet,
+        )?;
+        // The first control-plane node's kubelet.conf, as kubeadm writes it: `kubeadm upgrade`
+        // reads the node's name from its certificate (`system:node:cp-1`).
+        write_conf(
+            "kubelet.conf",
+            &format!("system:node:{}", crate::pki::FIRST_NODE),
+            &creds.first_node_kubelet,
+        )?;
         for node in &layout.nodes {
             layout
                 .write_node_files(node, &creds)

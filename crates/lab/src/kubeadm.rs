@@ -3,6 +3,20 @@
 //! `coredns` Deployment, and (created by the simulated kubelets) mirror pods for the static
 //! control-plane pods. Static pod manifests are also written to `DIR/manifests/` with the lab's
 //! real endpoints and certificate paths, like `/etc/kubernetes/manifests` on a control-plane node.
+//!
+//! # The real kubeadm as an oracle
+//! The lab directory is laid out as the first control-plane node's `/etc/kubernetes`:
+//! `admin.conf`, `kubelet.conf` (its certificate says `system:node:cp-1`, which is where kubeadm
+//! takes the node's name from), `manifests/`, `pki/`. kubeadm v1.20.2 (`Binaries::kubeadm()`)
+//! runs against it in a private mount namespace where the lab directory stands at
+//! `/etc/kubernetes`, e.g. `unshare --mount sh -c 'mount -t tmpfs none /etc && mkdir
+//! /etc/kubernetes && mount --bind DIR /etc/kubernetes && kubeadm upgrade plan v1.20.2
+//! --kubeconfig /etc/kubernetes/admin.conf --config FILE'` with FILE = [`oracle_config`]. Without
+//! `--config`, kubeadm 1.20 stops at "unable to select an IP from lo network interface": it takes
+//! the node's advertise address from the kube-apiserver mirror pod's annotation, which is
+//! `127.0.0.1:PORT` (the lab listens on loopback only and kubemaint dials that address), and
+//! refuses a loopback address unless `lo` holds a global unicast one. The `--config` file gives it
+//! a documentation address instead and the cluster's own `ClusterConfiguration`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -191,6 +205,18 @@ pub fn kubelet_config(version: &str) -> Value {
         "metadata": { "name": kubelet_config_name(version), "namespace": "kube-system" },
         "data": { "kubelet": "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\nclusterDNS:\n- 10.96.0.10\nclusterDomain: cluster.local\nrotateCertificates: true\nstaticPodPath: /etc/kubernetes/manifests\n" }
     })
+}
+
+/// A `kubeadm upgrade plan|apply --config` file for the lab's first control-plane node: an
+/// `InitConfiguration` (node `cp-1`, advertise address `192.0.2.10`, the API server's
+/// `--advertise-address`, never dialled) and the `ClusterConfiguration` `kubeadm-config` holds.
+/// See the module docs for why kubeadm needs it against the lab.
+pub fn oracle_config(state: &LabState) -> String {
+    format!(
+        "apiVersion: kubeadm.k8s.io/v1beta2\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 192.0.2.10\n  bindPort: 6443\nnodeRegistration:\n  name: {}\n  criSocket: /var/run/dockershim.sock\n---\n{}",
+        crate::pki::FIRST_NODE,
+        cluster_configuration(state)
+    )
 }
 
 /// `kubeadm-config`'s `ClusterConfiguration` for the lab at `state.kube_version`.

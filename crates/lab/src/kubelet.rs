@@ -115,7 +115,7 @@ struct NodeRuntime {
 
 /// Runs the simulator for the lab in `dir` until an error (the caller cancels by dropping the future).
 pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
-    let client = crate::api::client_for(&dir.join("kubelet.conf")).await?;
+    let client = crate::api::client_for(&dir.join(crate::pki::SIM_KUBECONFIG)).await?;
     let pods_api: Api<Pod> = Api::all(client.clone());
     let (store, writer) = reflector::store();
     let changed = Arc::new(Notify::new());

@@ -177,6 +177,7 @@ impl Pki {
             controller_manager: client("system:kube-controller-manager", &[])?,
             scheduler: client("system:kube-scheduler", &[])?,
             kubelet: client(KUBELET_USER, &["system:masters"])?,
+            first_node_kubelet: client(&format!("system:node:{FIRST_NODE}"), &["system:nodes"])?,
         })
     }
 
@@ -280,9 +281,12 @@ pub struct ClientCredentials {
     pub controller_manager: (String, String),
     /// `system:kube-scheduler` (scheduler.conf).
     pub scheduler: (String, String),
-    /// The simulated kubelets' own identity (kubelet.conf), kept apart from the admin's so the
-    /// audit log can leave their traffic out.
+    /// The simulated kubelets' own identity ([`SIM_KUBECONFIG`]), kept apart from the admin's so
+    /// the audit log can leave their traffic out.
     pub kubelet: (String, String),
+    /// The first control-plane node's kubelet identity (`system:node:cp-1` in `system:nodes`),
+    /// in `DIR/kubelet.conf` as kubeadm writes it: kubeadm reads the node's name from it.
+    pub first_node_kubelet: (String, String),
 }
 
 impl std::fmt::Debug for ClientCredentials {
@@ -294,12 +298,20 @@ impl std::fmt::Debug for ClientCredentials {
             .field("controller_manager", &pair)
             .field("scheduler", &pair)
             .field("kubelet", &pair)
+            .field("first_node_kubelet", &pair)
             .finish()
     }
 }
 
 /// The user the simulated kubelets authenticate as.
 pub const KUBELET_USER: &str = "lab-kubelet";
+
+/// The simulated kubelets' kubeconfig in the lab directory (`DIR/kubelet.conf` is the first
+/// control-plane node's own, as kubeadm lays out `/etc/kubernetes`).
+pub const SIM_KUBECONFIG: &str = "lab-kubelet.conf";
+
+/// The first control-plane node's name (the lab directory is its `/etc/kubernetes`).
+pub const FIRST_NODE: &str = "cp-1";
 
 fn dn(cn: &str, org: &[&str]) -> DistinguishedName {
     let mut dn = DistinguishedName::new();

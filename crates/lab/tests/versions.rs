@@ -176,6 +176,42 @@ fn stand_in_control_plane_says_its_version_everywhere_then_upgrades_node_by_node
         "{status}"
     );
 
+    // The real kubeadm v1.20.2 as an oracle: it sees a v1.19.16 cluster (how: kubemaint_lab::kubeadm).
+    let state = kubemaint_lab::state::LabState::load(&dir).unwrap();
+    let config = tmp.path().join("kubeadm.yaml");
+    std::fs::write(&config, kubemaint_lab::kubeadm::oracle_config(&state)).unwrap();
+    let kubeadm = kubemaint_lab::Binaries::locate().unwrap().kubeadm();
+    let script = format!(
+        "mount -t tmpfs none /etc && mkdir /etc/kubernetes && mount --bind '{}' /etc/kubernetes && exec '{}' upgrade plan v1.20.2 --kubeconfig /etc/kubernetes/admin.conf --config '{}'",
+        dir.display(),
+        kubeadm.display(),
+        config.display()
+    );
+    let plan = Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) runs kubeadm in a private mount namespace");
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.status.success(),
+        "kubeadm upgrade plan failed:\n{text}\n{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(text.contains("Cluster version: v1.19.16"), "{text}");
+    for c in CONTROL_PLANE.iter().chain(&["kube-proxy"]) {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [*c, "v1.19.16", "v1.20.2"]),
+            "kubeadm reads {c} at v1.19.16:\n{text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["etcd", "3.4.13-0", "3.4.13-0"]),
+        "{text}"
+    );
+    assert!(text.contains("kubeadm upgrade apply v1.20.2"), "{text}");
+
     // Refusals change nothing: a skipped minor, --first on a worker, a deliberate failure.
     let skip = lab(
         &[
