@@ -33,6 +33,9 @@ pub struct UpOptions {
     /// The control plane's version: [`KUBE_VERSION`] (real) or a stand-in (that code relinked
     /// with another version stamp, built on demand; see [`crate::binaries::describe_version`]).
     pub kube_version: String,
+    /// Control-plane nodes whose components run another version than `kube_version` (node name
+    /// → version, e.g. `cp-1` → `v1.20.2` in a v1.19.16 lab: one node already upgraded).
+    pub control_plane_versions: std::collections::BTreeMap<String, String>,
     /// The kubelet version every node reports at first.
     pub kubelet_version: String,
     /// Which etcd runs the cluster.
@@ -53,6 +56,7 @@ impl UpOptions {
             workers,
             control_planes: 1,
             kube_version: KUBE_VERSION.to_string(),
+            control_plane_versions: Default::default(),
             kubelet_version: KUBE_VERSION.to_string(),
             etcd_version: EtcdVersion::V3_4,
             sim: SimSettings::default(),
@@ -94,6 +98,19 @@ impl Lab {
         let binaries = Binaries::locate()?;
         binaries.ensure_kube(&opts.kube_version)?;
         let kube_version = opts.kube_version.clone();
+        for (node, version) in &opts.control_plane_versions {
+            let known = node
+                .strip_prefix("cp-")
+                .and_then(|i| i.parse::<u32>().ok())
+                .is_some_and(|i| (1..=opts.control_planes).contains(&i));
+            if !known {
+                return Err(LabError::Invalid(format!(
+                    "no control-plane node {node:?} to run {version}: the lab has cp-1..cp-{}",
+                    opts.control_planes
+                )));
+            }
+            binaries.ensure_kube(version)?;
+        }
         let dir = absolute(&opts.dir)?;
         std::fs::create_dir_all(&dir).map_err(|source| LabError::Io {
             path: dir.clone(),
@@ -112,7 +129,12 @@ impl Lab {
             let path = path.to_path_buf();
             move |source| LabError::Io { path, source }
         };
-        let layout = Layout::new(&dir, opts.control_planes, &kube_version).map_err(io(&dir))?;
+        let mut layout = Layout::new(&dir, opts.control_planes, &kube_version).map_err(io(&dir))?;
+        for node in &mut layout.nodes {
+            if let Some(version) = opts.control_plane_versions.get(&node.name) {
+                node.version = version.clone();
+            }
+        }
         let mut components = start_etcd(&binaries, &layout, opts.etcd_version)?;
 
         let (apiserver_url, lb) = if layout.is_ha() {
@@ -174,7 +196,12 @@ impl Lab {
                 name: format!("cp-{i}"),
                 control_plane: true,
                 kubelet_version: opts.kubelet_version.clone(),
-                control_plane_version: Some(kube_version.clone()),
+                control_plane_version: Some(
+                    opts.control_plane_versions
+                        .get(&format!("cp-{i}"))
+                        .unwrap_or(&kube_version)
+                        .clone(),
+                ),
                 running: true,
                 restarts: 0,
                 index: nodes.len() as u32,

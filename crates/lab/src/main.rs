@@ -55,6 +55,10 @@ enum Cmd {
         /// /version, image tags, kubeadm-config, kube-proxy and CoreDNS all say that version.
         #[arg(long, default_value = kubemaint_lab::binaries::KUBE_VERSION)]
         kubernetes_version: String,
+        /// One control-plane node's components at another version than --kubernetes-version, as
+        /// NODE=VERSION (e.g. cp-1=v1.20.2: that node already upgraded); repeatable.
+        #[arg(long = "control-plane-version", value_name = "NODE=VERSION", value_parser = parse_node_version)]
+        control_plane_versions: Vec<(String, String)>,
         /// The kubelet version the nodes report (default: the control plane's version).
         #[arg(long)]
         kubelet_version: Option<String>,
@@ -202,6 +206,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             workers,
             control_planes,
             kubernetes_version,
+            control_plane_versions,
             kubelet_version,
             etcd,
             ready_delay_ms,
@@ -214,6 +219,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             kubemaint_lab::binaries::check_kube_version(&kubernetes_version)?;
             opts.kubelet_version = kubelet_version.unwrap_or_else(|| kubernetes_version.clone());
             opts.kube_version = kubernetes_version;
+            for (node, version) in control_plane_versions {
+                kubemaint_lab::binaries::check_kube_version(&version)?;
+                opts.control_plane_versions.insert(node, version);
+            }
             opts.etcd_version = if etcd == "3.5" {
                 EtcdVersion::V3_5
             } else {
@@ -251,6 +260,16 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     "{} control-plane nodes (etcd members, API servers, controller-managers, schedulers) behind haproxy at {}",
                     control_planes, lab.state.apiserver_url
                 );
+            }
+            for node in lab.state.nodes.iter().filter(|n| n.control_plane) {
+                let version = lab.state.control_plane_version(node);
+                if version != lab.state.kube_version {
+                    println!(
+                        "{}: control plane at {}",
+                        node.name,
+                        describe_version(version)
+                    );
+                }
             }
             print_env(&lab.state);
             println!(
@@ -486,16 +505,31 @@ fn print_control_plane(state: &LabState) {
                 let port = component
                     .and_then(|c| kubemaint_lab::controlplane::flag(c, "secure-port"))
                     .unwrap_or_default();
+                let version = state
+                    .node(&s.node)
+                    .map(|n| state.control_plane_version(n).to_string())
+                    .unwrap_or_default();
                 println!(
-                    "  kube-apiserver-{:<6} 127.0.0.1:{:<6} {:<10} last check {}",
+                    "  kube-apiserver-{:<6} 127.0.0.1:{:<6} {:<10} {:<10} last check {}",
                     s.node,
                     port,
+                    version,
                     if s.is_up() { "healthy" } else { "unhealthy" },
                     s.check
                 );
             }
         }
         Err(e) => println!("  {e}"),
+    }
+}
+
+/// `NODE=VERSION` of `--control-plane-version`.
+fn parse_node_version(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((node, version)) if !node.is_empty() && !version.is_empty() => {
+            Ok((node.to_string(), version.to_string()))
+        }
+        _ => Err(format!("{s:?} is not NODE=VERSION, e.g. cp-1=v1.20.2")),
     }
 }
 

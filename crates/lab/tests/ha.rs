@@ -10,16 +10,23 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
+use kubemaint_lab::binaries::KUBE_VERSION;
 use kubemaint_lab::haproxy;
 use kubemaint_lab::state::SimSettings;
 use kubemaint_lab::testing::{Kubectl, wait_for};
 use kubemaint_lab::{KubeletMode, Lab, UpOptions, process};
+
+const OLD: &str = "v1.19.16";
 
 fn up() -> (Lab, tempfile::TempDir) {
     haproxy::program().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = UpOptions::new(dir.path(), 1);
     opts.control_planes = 3;
+    // One node already upgraded: cp-1 at the real v1.20.2, the others at a v1.19.16 stand-in.
+    opts.kube_version = OLD.into();
+    opts.kubelet_version = OLD.into();
+    opts.control_plane_versions = [("cp-1".to_string(), KUBE_VERSION.to_string())].into();
     opts.sim = SimSettings {
         ready_delay_ms: 200,
         shutdown_delay_ms: 200,
@@ -100,7 +107,29 @@ fn three_control_planes_survive_an_apiserver_and_an_etcd_member_down() {
     }
     assert_eq!(up_servers(&lab), set(&["cp-1", "cp-2", "cp-3"]));
     assert_eq!(kc.ok(&["get", "--raw", "/readyz"]).trim(), "ok");
-    // Mirror pods per control-plane node, one per component.
+    // Each API server says its own node's version; through the balancer both are seen.
+    for (node, want) in [("cp-1", KUBE_VERSION), ("cp-2", OLD), ("cp-3", OLD)] {
+        let port = lab
+            .component_flag(&format!("kube-apiserver-{node}"), "secure-port")
+            .unwrap();
+        let server = format!("--server=https://127.0.0.1:{port}");
+        let version: serde_json::Value =
+            serde_json::from_str(&kc.ok(&[&server, "get", "--raw", "/version"])).unwrap();
+        assert_eq!(version["gitVersion"], want, "{node}");
+    }
+    // Round robin (shared with the simulated kubelets' requests): both versions show up.
+    let mut seen = BTreeSet::new();
+    wait_for(
+        "both versions through the balancer",
+        Duration::from_secs(30),
+        || {
+            let v: serde_json::Value =
+                serde_json::from_str(&kc.ok(&["get", "--raw", "/version"])).unwrap();
+            seen.insert(v["gitVersion"].as_str().unwrap().to_string());
+            seen == set(&[KUBE_VERSION, OLD])
+        },
+    );
+    // Mirror pods per control-plane node, one per component, at the node's version.
     wait_for(
         "12 control-plane mirror pods",
         Duration::from_secs(30),
@@ -127,7 +156,16 @@ fn three_control_planes_survive_an_apiserver_and_an_etcd_member_down() {
                         .map(move |k| format!("{k}-{n}"))
                 })
                 .collect();
+            let cp1_apiserver = pods["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["metadata"]["name"] == "kube-apiserver-cp-1");
             names == want
+                && cp1_apiserver.is_some_and(|p| {
+                    p["spec"]["containers"][0]["image"]
+                        == format!("k8s.gcr.io/kube-apiserver:{KUBE_VERSION}").as_str()
+                })
         },
     );
 
