@@ -79,6 +79,9 @@ pub fn etcdctl_at(state: &LabState, endpoints: &str) -> Result<std::process::Com
     let pki = Pki::at(state.dir.join("pki"));
     let (cert, key) = pki.etcd_healthcheck_client();
     let mut cmd = std::process::Command::new(binaries.etcdctl(etcd_version(state)));
+    // etcdctl refuses a flag shadowing its ETCDCTL_* variable, which `eval "$(kubemaint-lab env)"`
+    // sets in the operator's shell: the flags below say everything.
+    process::strip_etcdctl_env(&mut cmd);
     cmd.env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
         .arg(format!("--cacert={}", pki.etcd_ca().display()))

@@ -219,6 +219,8 @@ impl EtcdServer {
     /// The same version's `etcdctl`, with API v3, this endpoint and client certs (with TLS) preset.
     pub fn etcdctl(&self) -> Command {
         let mut cmd = Command::new(self.binaries.etcdctl(self.version));
+        // etcdctl refuses a flag shadowing its ETCDCTL_* variable (set by `kubemaint-lab env`).
+        process::strip_etcdctl_env(&mut cmd);
         cmd.env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.client_url));
         if self.tls {

@@ -272,3 +272,14 @@ pub fn free_port() -> std::io::Result<u16> {
 pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
     (0..n).map(|_| free_port()).collect()
 }
+
+/// Removes the `ETCDCTL_*` variables of the caller's environment from `cmd`: etcdctl exits with
+/// "conflicting environment variable ... is shadowed by corresponding command-line flag" when a
+/// flag it is given is also set in its environment.
+pub fn strip_etcdctl_env(cmd: &mut std::process::Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ETCDCTL_") {
+            cmd.env_remove(key);
+        }
+    }
+}
