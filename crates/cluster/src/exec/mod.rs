@@ -10,6 +10,7 @@
 //! ends the run after the command in flight.
 
 pub mod command;
+pub mod ssh;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
