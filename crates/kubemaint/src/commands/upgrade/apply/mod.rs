@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use kubemaint_cluster::exec::Executor;
 use kubemaint_cluster::exec::command::{CommandExecutor, CommandTemplate};
+use kubemaint_cluster::exec::ssh::{NodeScript, SshExecutor, SshOptions, parse_address_map};
 use kubemaint_core::upgrade::Version;
 use kubemaint_core::upgrade::releases::ReleaseIndex;
 
@@ -40,6 +41,17 @@ Executors:
   --executor command --command TEMPLATE   runs TEMPLATE locally with sh -c for each node;
       placeholders {node} {address} {version} {minor} {role} {first}, also in the environment
       as KUBEMAINT_NODE, KUBEMAINT_ADDRESS, ... ({address}: the node's InternalIP).
+  --executor ssh [--ssh-user U] [--ssh-identity KEY] [--address-map FILE] [--node-script FILE]
+      runs the built-in Debian/Ubuntu kubeadm commands on each node over the system's ssh
+      (your ~/.ssh/config, agent, ProxyJump and known_hosts apply; unknown host keys are
+      refused): pkgs.k8s.io repository switch to the minor, apt-mark unhold / apt-get update /
+      apt-get install -y kubeadm=VERSION / apt-mark hold, kubeadm upgrade plan + apply VERSION
+      --yes on the first control-plane node (kubeadm upgrade node elsewhere), then kubelet and
+      kubectl the same way, systemctl daemon-reload, systemctl restart kubelet (--dry-run lists
+      them). With sudo -n unless the login is root. The node is reached at its InternalIP, or
+      at the host an --address-map file gives (node=host lines). --node-script FILE runs your
+      script instead (its #! interpreter, else sh; KUBEMAINT_NODE/VERSION/MINOR/ROLE/FIRST in
+      its environment and as $1..$5).
 
 The run's state lives in the cluster (ConfigMap kube-system/kubemaint-upgrade-apply) and a
 Lease (same name) is held while it runs: a second apply is refused while the Lease is held and
@@ -66,6 +78,8 @@ Exit codes: 0 done; 1 failed or stopped (the report names the node; --resume con
 pub enum ExecutorKind {
     /// A command template run locally (`--command`).
     Command,
+    /// The built-in node commands (or `--node-script`) over the system's ssh.
+    Ssh,
 }
 
 /// Raw flags of `upgrade apply`.
@@ -80,6 +94,19 @@ pub struct ApplyArgs {
     /// The command template of `--executor command` (see below).
     #[arg(long, value_name = "TEMPLATE")]
     command: Option<String>,
+    /// `--executor ssh`: the login user (default: ~/.ssh/config's, else yours).
+    #[arg(long, value_name = "USER")]
+    ssh_user: Option<String>,
+    /// `--executor ssh`: the private key to use (only it is offered).
+    #[arg(long, value_name = "FILE")]
+    ssh_identity: Option<PathBuf>,
+    /// `--executor ssh`: node=host lines; listed nodes are reached at that host instead of
+    /// their InternalIP.
+    #[arg(long, value_name = "FILE")]
+    address_map: Option<PathBuf>,
+    /// `--executor ssh`: your script run on each node instead of the built-in commands.
+    #[arg(long, value_name = "FILE")]
+    node_script: Option<PathBuf>,
     /// Most worker nodes out at once (a batch, drained together). Control-plane nodes always
     /// go one at a time.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -162,6 +189,20 @@ impl ApplyArgs {
         index
             .check_target(&target)
             .map_err(|e| CodedError::usage(format!("--target: {e}")))?;
+        if self.executor == ExecutorKind::Command {
+            for (flag, given) in [
+                ("--ssh-user", self.ssh_user.is_some()),
+                ("--ssh-identity", self.ssh_identity.is_some()),
+                ("--address-map", self.address_map.is_some()),
+                ("--node-script", self.node_script.is_some()),
+            ] {
+                if given {
+                    return Err(CodedError::usage(format!(
+                        "{flag} applies to --executor ssh; with --executor command put it in --command"
+                    )));
+                }
+            }
+        }
         let executor: Box<dyn Executor> = match self.executor {
             ExecutorKind::Command => {
                 let text = self.command.ok_or_else(|| {
@@ -173,6 +214,12 @@ impl ApplyArgs {
                     .map_err(|e| CodedError::usage(format!("--command: {e}")))?;
                 Box::new(CommandExecutor::new(template))
             }
+            ExecutorKind::Ssh => Box::new(ssh_executor(
+                self.ssh_user,
+                self.ssh_identity,
+                self.address_map.as_deref(),
+                self.node_script.as_deref(),
+            )?),
         };
         if self.max_unavailable == 0 {
             return Err(CodedError::usage(
@@ -222,6 +269,47 @@ impl ApplyArgs {
             lease_duration: self.lease_duration,
         })
     }
+}
+
+/// The ssh executor from its flags (files read and checked here: bad input exits 2).
+fn ssh_executor(
+    user: Option<String>,
+    identity: Option<PathBuf>,
+    address_map: Option<&std::path::Path>,
+    node_script: Option<&std::path::Path>,
+) -> anyhow::Result<SshExecutor> {
+    let addresses = match address_map {
+        None => Default::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CodedError::usage(format!("--address-map {}: {e}", path.display())))?;
+            parse_address_map(&text)
+                .map_err(|e| CodedError::usage(format!("--address-map {}: {e}", path.display())))?
+        }
+    };
+    let script = match node_script {
+        None => None,
+        Some(path) => Some(NodeScript {
+            path: path.to_path_buf(),
+            text: std::fs::read_to_string(path)
+                .map_err(|e| CodedError::usage(format!("--node-script {}: {e}", path.display())))?,
+        }),
+    };
+    if let Some(key) = &identity
+        && !key.is_file()
+    {
+        return Err(CodedError::usage(format!(
+            "--ssh-identity {}: no such file",
+            key.display()
+        )));
+    }
+    Ok(SshExecutor::new(SshOptions {
+        user,
+        identity,
+        addresses,
+        script,
+        ..SshOptions::default()
+    }))
 }
 
 /// Runs `kubemaint upgrade apply`.
