@@ -49,12 +49,12 @@ enum UpgradeCommand {
     #[command(
         after_help = concat!("Examples:\n  kubemaint upgrade plan                          # next minor's latest patch\n  kubemaint upgrade plan --target v1.21.14        # a chain: v1.20.15, then v1.21.14\n  kubemaint upgrade plan --to-minor 1.25 --pki-dir /etc/kubernetes/pki --backup-dir /var/backups/etcd\n  kubemaint upgrade plan -o markdown > runbook.md # per-node commands for Debian/Ubuntu kubeadm nodes\n\nOutput: -o table (default), json, yaml (the whole plan; see README), markdown (a runbook).\n\n", plan_exit_codes!())
     )]
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// Upgrade the cluster to a version, node by node, as `upgrade plan` shows: control-plane
     /// nodes one at a time, then workers in batches within every PodDisruptionBudget;
     /// resumable, locked by a Lease, an etcd snapshot first.
     #[command(after_help = apply::AFTER_HELP)]
-    Apply(apply::ApplyArgs),
+    Apply(Box<apply::ApplyArgs>),
 }
 
 /// Raw flags of `upgrade plan`.
@@ -180,7 +180,7 @@ pub fn load_releases(path: Option<&std::path::Path>) -> anyhow::Result<(ReleaseI
 pub async fn run(args: UpgradeArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
     match args.command {
         UpgradeCommand::Plan(args) => run_plan(args.resolve()?, global).await,
-        UpgradeCommand::Apply(args) => apply::run(args, global).await,
+        UpgradeCommand::Apply(args) => apply::run(*args, global).await,
     }
 }
 
