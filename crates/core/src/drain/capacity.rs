@@ -360,19 +360,23 @@ pub fn check_capacity<'a>(
     excluded: &BTreeSet<String>,
 ) -> CapacityReport {
     let moving: BTreeSet<PodRef> = to_place.iter().map(|p| PodRef::of(p)).collect();
+    // Pods staying, by node: one pass over the pods instead of one per node (O(nodes × pods)
+    // made a 1 000-node cluster take seconds).
+    let mut staying: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
+    for p in all_pods {
+        if let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+            && !is_finished(p)
+            && !moving.contains(&PodRef::of(p))
+        {
+            staying.entry(node).or_default().push(p);
+        }
+    }
     let mut states: Vec<NodeState<'_>> = nodes
         .iter()
         .map(|n| {
             let name = n.metadata.name.clone().unwrap_or_default();
             let mut free = node_allocatable(n).map_err(|e| e.to_string());
-            let pods: Vec<&Pod> = all_pods
-                .iter()
-                .filter(|p| {
-                    p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
-                        && !is_finished(p)
-                        && !moving.contains(&PodRef::of(p))
-                })
-                .collect();
+            let pods: Vec<&Pod> = staying.remove(name.as_str()).unwrap_or_default();
             if let Ok(free) = free.as_mut() {
                 for p in &pods {
                     // A pod with unreadable requests was admitted by the server, so this
