@@ -13,15 +13,13 @@ use std::collections::VecDeque;
 use std::process::Stdio;
 
 use futures::future::BoxFuture;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::{ExecContext, ExecError, ExecOutcome, Executor, NodeTarget, OutputSink, Stream};
+use super::{
+    ExecContext, ExecError, ExecOutcome, Executor, NodeTarget, OutputSink, Stream, TAIL_LINES, pump,
+};
 
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: [&str; 6] = ["node", "address", "version", "minor", "role", "first"];
-
-/// How many output lines a failure report quotes.
-const TAIL_LINES: usize = 20;
 
 /// Why a template was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -263,26 +261,6 @@ pub async fn run_local(
         status,
         tail,
     })
-}
-
-async fn pump(
-    reader: impl AsyncRead + Unpin,
-    node: &str,
-    stream: Stream,
-    log: &dyn OutputSink,
-    tail: &std::sync::Mutex<VecDeque<String>>,
-) -> std::io::Result<()> {
-    let mut lines = BufReader::new(reader).lines();
-    while let Some(line) = lines.next_line().await? {
-        log.line(node, stream, &line);
-        if let Ok(mut tail) = tail.lock() {
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -147,3 +147,29 @@ impl ExecError {
         }
     }
 }
+
+/// How many of a command's last output lines a failure report carries.
+pub(crate) const TAIL_LINES: usize = 20;
+
+/// Copies a command's output to the run log line by line, keeping the last [`TAIL_LINES`] lines
+/// (both streams interleaved) for the failure report. Shared by the `command` and `ssh` executors.
+pub(crate) async fn pump(
+    reader: impl tokio::io::AsyncRead + Unpin,
+    node: &str,
+    stream: Stream,
+    log: &dyn OutputSink,
+    tail: &std::sync::Mutex<std::collections::VecDeque<String>>,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(reader).lines();
+    while let Some(line) = lines.next_line().await? {
+        log.line(node, stream, &line);
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+    Ok(())
+}

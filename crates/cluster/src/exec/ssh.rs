@@ -30,12 +30,10 @@ use kubemaint_core::upgrade::node_commands::{
     NodeCommandOptions, NodeCommandsError, NodeRole, node_commands, shell_join,
 };
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::{ExecContext, ExecError, ExecOutcome, Executor, NodeTarget, OutputSink, Stream};
-
-/// How many output lines a failure report quotes.
-const TAIL_LINES: usize = 20;
+use super::{
+    ExecContext, ExecError, ExecOutcome, Executor, NodeTarget, OutputSink, Stream, TAIL_LINES, pump,
+};
 
 /// Why the ssh executor could not be set up or could not reach a node (the source of
 /// [`ExecError::Connect`]).
@@ -557,26 +555,6 @@ fn failed(
         status,
         tail: tail.into_inner().unwrap_or_default().into_iter().collect(),
     }
-}
-
-async fn pump(
-    reader: impl AsyncRead + Unpin,
-    node: &str,
-    stream: Stream,
-    log: &dyn OutputSink,
-    tail: &std::sync::Mutex<VecDeque<String>>,
-) -> std::io::Result<()> {
-    let mut lines = BufReader::new(reader).lines();
-    while let Some(line) = lines.next_line().await? {
-        log.line(node, stream, &line);
-        if let Ok(mut tail) = tail.lock() {
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
