@@ -9,7 +9,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
 use super::preflight::{Check, Status, list};
-use crate::drain::capacity::{Placement, VolumeAffinity, check_capacity, pod_requests};
+use crate::drain::capacity::{CapacityBase, Placement, VolumeAffinity, pod_requests};
 use crate::drain::pdb::{BlockerKind, SelectorSemantics, node_blockers};
 use crate::drain::{controller_of, is_daemonset_ref, is_finished, is_mirror_pod};
 
@@ -122,7 +122,7 @@ pub fn drain_blockers(
 
 /// Up to this many nodes, the drain of every node is checked for capacity; above it, the
 /// [`HEAVIEST`] nodes by CPU requests, by memory requests and by pod count (the drains most
-/// likely to find no room; one full placement per node is O(pods), too slow for thousands).
+/// likely to find no room; each simulated drain places its pods by first fit over every node).
 pub const EVERY_NODE_UP_TO: usize = 100;
 /// How many of the heaviest nodes per measure are checked above [`EVERY_NODE_UP_TO`].
 pub const HEAVIEST: usize = 5;
@@ -171,12 +171,14 @@ pub fn drain_capacity(nodes: &[Node], pods: &[Pod], volumes: &VolumeAffinity) ->
         heaviest(&names, &moving)
     };
     let mut shortfalls = Vec::new();
+    // What every node hosts is computed once; each simulated drain starts from it.
+    let base = CapacityBase::new(nodes, pods);
     for name in &checked {
         let Some(to_place) = moving.get(name) else {
             continue;
         };
         let excluded = BTreeSet::from([name.to_string()]);
-        let report = check_capacity(to_place, nodes, pods, volumes, &excluded);
+        let report = base.check(to_place, volumes, &excluded);
         let short: Vec<String> = report
             .pods
             .iter()

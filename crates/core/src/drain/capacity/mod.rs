@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::PodRef;
 use super::interpod::InterPodUnfit;
 
-pub use placement::{UNSCHEDULABLE_TAINT, check_capacity};
+pub use placement::{CapacityBase, UNSCHEDULABLE_TAINT, check_capacity};
 pub use resources::{Resources, node_allocatable, pod_requests};
 pub use volumes::{VolumeAffinity, volume_node_affinity};
 

@@ -41,6 +41,10 @@ pub fn volume_node_affinity(
 
 /// Whether every bound volume of the pod allows the node.
 pub(super) fn volumes_allow(pod: &Pod, node: &Node, volumes: &VolumeAffinity) -> bool {
+    // Called for every candidate node: no key built when no volume is pinned.
+    if volumes.is_empty() {
+        return true;
+    }
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     pod.spec
         .iter()

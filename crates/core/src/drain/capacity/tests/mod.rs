@@ -13,6 +13,7 @@ use crate::drain::node_selection::untolerated_taint;
 use crate::drain::testing::{NodeBuilder, PodBuilder};
 
 mod inter_pod;
+mod straightforward;
 
 pub(super) fn place(pods: &[Pod], nodes: &[Node], all: &[Pod], drained: &[&str]) -> Vec<Placement> {
     let refs: Vec<&Pod> = pods.iter().collect();
