@@ -1,6 +1,10 @@
 //! Table tests of the preflight verdicts.
 
+use jiff::Timestamp;
+
 use super::*;
+use crate::upgrade::skew::Instance;
+use crate::upgrade::version::{Minor, Version};
 
 fn ts(text: &str) -> Timestamp {
     text.parse().unwrap()
