@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kubemaint_lab::state::SimSettings;
-use kubemaint_lab::testing::{Kubectl, error_chain, wait_for};
+use kubemaint_lab::testing::{Kubectl, diagnosis, error_chain, wait_for};
 use kubemaint_lab::{KubeletMode, Lab, UpOptions};
 
 const OLD: &str = "v1.19.16";
@@ -33,6 +33,53 @@ fn lab_binary() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// A test's lab and its directory. When the test fails (panics), dropping it prints
+/// [`diagnosis`] (the run log's tail, the control-plane pods' Ready conditions and their
+/// writers, NodeNotReady events, the simulated kubelets' log, ...) while the lab still runs,
+/// and keeps the directory, naming it, for a look at every log.
+struct TestLab {
+    lab: Lab,
+    tmp: Option<tempfile::TempDir>,
+}
+
+impl TestLab {
+    fn up(control_planes: u32, workers: u32, control_plane: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let lab = start(tmp.path(), control_planes, workers, control_plane);
+        Self {
+            lab,
+            tmp: Some(tmp),
+        }
+    }
+}
+
+impl std::ops::Deref for TestLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let kubectl = Kubectl::new(&self.lab.kubeconfig());
+        let run_log = self.lab.dir().join("run.log");
+        eprintln!(
+            "\n========== the test failed: the lab at that moment{}",
+            diagnosis(self.lab.dir(), &kubectl, Some(&run_log))
+        );
+        if let Some(tmp) = self.tmp.take() {
+            eprintln!(
+                "========== kept the lab directory (every component's log in logs/): {}",
+                tmp.keep().display()
+            );
+        }
+    }
 }
 
 fn start(dir: &Path, control_planes: u32, workers: u32, control_plane: &str) -> Lab {
@@ -182,16 +229,15 @@ fn drained_lines(log: &str, node: &str) -> usize {
 
 #[test]
 fn apply_upgrades_every_node_within_the_budget() {
-    let tmp = tempfile::tempdir().unwrap();
-    let lab = start(tmp.path(), 3, 4, CONTROL_PLANE_FROM);
+    let lab = TestLab::up(3, 4, CONTROL_PLANE_FROM);
     let kubeconfig = lab.kubeconfig();
     let kubectl = Kubectl::new(&kubeconfig);
     deploy_web(&kubectl, 4, 500);
     // Cordoned by someone else before the run: stays cordoned.
     kubectl.ok(&["cordon", "worker-4"]);
 
-    let log_file = tmp.path().join("run.log");
-    let backups = tmp.path().join("backups");
+    let log_file = lab.dir().join("run.log");
+    let backups = lab.dir().join("backups");
     let template = command_template(lab.dir(), WHOLE_NODE, None);
 
     // The dry run prints every action and command and changes nothing.
@@ -394,13 +440,12 @@ fn kill(child: &mut Child) {
 
 #[test]
 fn a_failed_node_stops_the_run_and_a_killed_run_resumes_under_its_lease() {
-    let tmp = tempfile::tempdir().unwrap();
-    let lab = start(tmp.path(), 1, 3, NEW);
+    let lab = TestLab::up(1, 3, NEW);
     let kubeconfig = lab.kubeconfig();
     let kubectl = Kubectl::new(&kubeconfig);
     // Slow shutdowns keep each drain busy long enough to be killed in the middle.
     deploy_web(&kubectl, 3, 4000);
-    let log_file = tmp.path().join("run.log");
+    let log_file = lab.dir().join("run.log");
     let log_arg = log_file.to_str().unwrap().to_string();
 
     // 1. worker-2's command fails: the run stops there, worker-2 left cordoned and named.

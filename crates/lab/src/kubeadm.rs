@@ -409,15 +409,17 @@ pub const CONFIG_HASH: &str = "kubernetes.io/config.hash";
 /// Brings a control-plane node's mirror pods in line with its static pods, as its kubelet does:
 /// a missing one is created, one whose `kubernetes.io/config.hash` differs from the manifest's is
 /// deleted and created again. `existing` maps a kube-system pod name to its hash and UID (from a
-/// list or a watch cache); `node_uid` is the Node's UID (the mirror pods' owner).
+/// list or a watch cache); `node_uid` is the Node's UID (the mirror pods' owner). Returns what it
+/// did, one line per request that changed something or was refused (for the callers' logs).
 pub async fn sync_mirror_pods(
     client: &kube::Client,
     node: &NodeSpec,
     state: &LabState,
     node_uid: &str,
     existing: &HashMap<String, (Option<String>, Option<String>)>,
-) -> Result<(), kube::Error> {
+) -> Result<Vec<String>, kube::Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    let mut done = Vec::new();
     for pod in static_pods(node, state, node_uid) {
         let name = pod["metadata"]["name"]
             .as_str()
@@ -435,20 +437,35 @@ pub async fn sync_mirror_pods(
                 }),
                 ..DeleteParams::default()
             };
+            let uid = uid.as_deref().unwrap_or("?");
             match api.delete(&name, &dp).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Ok(_) => done.push(format!(
+                    "deleted {name} ({uid}): its hash is not the manifest's"
+                )),
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => done.push(format!(
+                    "delete {name} ({uid}): {} {} (gone or replaced already)",
+                    s.code, s.reason
+                )),
                 Err(e) => return Err(e),
             }
         }
+        let hash = pod["metadata"]["annotations"][CONFIG_HASH]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let pod: Pod = serde_json::from_value(pod).expect("a static pod is a valid Pod");
         match api.create(&PostParams::default(), &pod).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Ok(made) => done.push(format!(
+                "created {name} ({}) hash {hash}",
+                made.metadata.uid.as_deref().unwrap_or("?")
+            )),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                done.push(format!("create {name} hash {hash}: exists already"))
+            }
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(done)
 }
 
 fn simple_hash(s: &str) -> u128 {

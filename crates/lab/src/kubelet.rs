@@ -8,6 +8,8 @@
 //!
 //! Everything is derived from the objects and `lab.json`, not from memory, so restarting the
 //! simulator picks up where it was (Terminating pods are finished, Running pods left alone).
+//! The pods' side is [`crate::podsim`]; what the simulator did and what failed goes to
+//! `DIR/logs/kubelet-sim.log` ([`SimLog`]).
 //!
 //! Pod annotations ([`crate::annotations`]) tune behaviour per pod:
 //! - `lab.kubemaint.io/ready-delay-ms`: time from start to Ready (default: the lab's setting);
@@ -24,16 +26,15 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::annotations::{
-    EXIT_AFTER_ANNOTATION, EXIT_CODE_ANNOTATION, READY_DELAY_ANNOTATION, SHUTDOWN_DELAY_ANNOTATION,
-};
-use crate::state::{LabState, NodeSpec, SimSettings};
+pub use crate::podsim::SimLog;
+use crate::podsim::{PodSim, k8s_time};
+use crate::state::{LabState, NodeSpec};
 
 /// A kubelet renews its lease every 10 s (a quarter of the 40 s lease duration).
 const LEASE_RENEW: Duration = Duration::from_secs(10);
@@ -91,11 +92,6 @@ impl Drop for Handle {
     }
 }
 
-/// Formats a timestamp as Kubernetes `Time` (RFC 3339, seconds).
-fn k8s_time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 /// Formats a timestamp as Kubernetes `MicroTime` (RFC 3339, microseconds).
 fn k8s_micro_time(t: Timestamp) -> String {
     format!(
@@ -117,25 +113,28 @@ struct NodeRuntime {
 pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     let client = crate::api::client_for(&dir.join(crate::pki::SIM_KUBECONFIG)).await?;
     let pods_api: Api<Pod> = Api::all(client.clone());
+    let log = SimLog::new(&dir);
+    log.line("simulator started");
     let (store, writer) = reflector::store();
     let changed = Arc::new(Notify::new());
     let changed2 = changed.clone();
+    let watch_log = log.clone();
     let watch = watcher(pods_api.clone(), watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
-        .applied_objects()
-        .for_each(move |_| {
+        .for_each(move |event| {
+            match event {
+                Ok(watcher::Event::InitDone) => watch_log.line("pod watch: (re)listed"),
+                Ok(_) => {}
+                Err(e) => watch_log.line(format_args!("pod watch: {e}")),
+            }
             changed2.notify_one();
             futures::future::ready(())
         });
     tokio::spawn(watch);
 
     let mut nodes_rt: HashMap<String, NodeRuntime> = HashMap::new();
-    // Per pod UID: the status we last posted (so we do not post it again before the watch catches up).
-    let mut posted: HashMap<String, String> = HashMap::new();
-    let mut finishing: HashSet<String> = HashSet::new();
-    let mut clocks: HashMap<String, PodClock> = HashMap::new();
-    let mut ip_counter: HashMap<u32, u32> = HashMap::new();
+    let mut pods = PodSim::new(log.clone());
     let mut state = LabState::load(&dir)?;
     let mut state_mtime = std::fs::metadata(LabState::path(&dir))
         .and_then(|m| m.modified())
@@ -160,14 +159,27 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
             if !spec.running {
                 continue;
             }
+            let was_ready = rt.ready_reported;
             if let Err(e) = heartbeat(&client, spec, rt, now).await {
-                tracing::warn!("node {}: heartbeat failed: {e}", spec.name);
+                log.line(format_args!("node {}: heartbeat failed: {e}", spec.name));
             }
-            if spec.control_plane
-                && rt.last_status == Some(now)
-                && let Err(e) = ensure_mirror_pods(&client, spec, &state, &store).await
+            if rt.ready_reported != was_ready
+                && let Some(ready) = rt.ready_reported
             {
-                tracing::warn!("node {}: mirror pods: {e}", spec.name);
+                log.line(format_args!(
+                    "node {}: posted Ready={ready} (kubelet {}, restarts {})",
+                    spec.name, spec.kubelet_version, spec.restarts
+                ));
+            }
+            if spec.control_plane && rt.last_status == Some(now) {
+                match ensure_mirror_pods(&client, spec, &state, &store).await {
+                    Ok(done) => {
+                        for action in done {
+                            log.line(format_args!("node {}: mirror pods: {action}", spec.name));
+                        }
+                    }
+                    Err(e) => log.line(format_args!("node {}: mirror pods: {e}", spec.name)),
+                }
             }
         }
         let running: BTreeMap<&str, &NodeSpec> = state
@@ -181,9 +193,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
             .iter()
             .filter_map(|p| p.metadata.uid.clone())
             .collect();
-        posted.retain(|uid, _| live.contains(uid));
-        finishing.retain(|uid| live.contains(uid));
-        clocks.retain(|uid, _| live.contains(uid));
+        pods.retain(&live);
         for pod in store.state() {
             let Some(node) = pod
                 .spec
@@ -193,18 +203,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
             else {
                 continue;
             };
-            if let Err(e) = reconcile_pod(
-                &client,
-                &pod,
-                node,
-                &state.sim,
-                &mut posted,
-                &mut finishing,
-                &mut clocks,
-                &mut ip_counter,
-            )
-            .await
-            {
+            if let Err(e) = pods.reconcile(&client, &pod, node, &state.sim).await {
                 tracing::debug!(
                     "pod {}/{}: {e}",
                     pod.namespace().unwrap_or_default(),
@@ -370,236 +369,15 @@ fn node_status(spec: &NodeSpec, ready: bool, now: Timestamp) -> Value {
     })
 }
 
-/// When this simulator started a pod and first saw it deleted, to the millisecond: the API's
-/// `startTime` and `deletionTimestamp` have whole seconds, which would turn a 1.5 s delay into
-/// anything from 0.5 to 1.5 s.
-#[derive(Debug, Default)]
-struct PodClock {
-    started: Option<SystemTime>,
-    deletion_seen: Option<SystemTime>,
-}
-
-fn annotation_ms(pod: &Pod, key: &str) -> Option<u64> {
-    pod.annotations().get(key).and_then(|v| v.parse().ok())
-}
-
-fn ts_of(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> SystemTime {
-    SystemTime::from(t.0)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn reconcile_pod(
-    client: &kube::Client,
-    pod: &Pod,
-    node: &NodeSpec,
-    sim: &SimSettings,
-    posted: &mut HashMap<String, String>,
-    finishing: &mut HashSet<String>,
-    clocks: &mut HashMap<String, PodClock>,
-    ip_counter: &mut HashMap<u32, u32>,
-) -> anyhow::Result<()> {
-    let uid = pod.uid().unwrap_or_default();
-    let ns = pod.namespace().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let now = SystemTime::now();
-    let status = pod.status.clone().unwrap_or_default();
-    let phase = status.phase.clone().unwrap_or_else(|| "Pending".into());
-
-    if let Some(deleted) = &pod.metadata.deletion_timestamp {
-        if finishing.contains(&uid) {
-            return Ok(());
-        }
-        let grace = pod
-            .metadata
-            .deletion_grace_period_seconds
-            .unwrap_or(30)
-            .max(0) as u64;
-        // Like a kubelet, the graceful stop starts when the deletion is seen (deletionTimestamp,
-        // request time + grace, has whole seconds only), and never outlives the grace period: a
-        // pod deleted while its node was down is gone as soon as the node is back.
-        let clock = clocks.entry(uid.clone()).or_default();
-        let seen = *clock.deletion_seen.get_or_insert(now);
-        let finished = matches!(phase.as_str(), "Succeeded" | "Failed");
-        let shutdown = if finished {
-            0
-        } else {
-            annotation_ms(pod, SHUTDOWN_DELAY_ANNOTATION).unwrap_or(sim.shutdown_delay_ms)
-        };
-        // deletionTimestamp has whole seconds (rounded down): the deadline may be 1 s later.
-        let deadline = ts_of(deleted) + Duration::from_secs(1);
-        let done_at =
-            (seen + Duration::from_millis(shutdown).min(Duration::from_secs(grace))).min(deadline);
-        if now >= done_at {
-            finishing.insert(uid.clone());
-            let dp = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(Preconditions {
-                    uid: Some(uid),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            match api.delete(&pod.name_any(), &dp).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                Err(e) => {
-                    finishing.remove(&pod.uid().unwrap_or_default());
-                    return Err(e.into());
-                }
-            }
-        }
-        return Ok(());
-    }
-    if matches!(phase.as_str(), "Succeeded" | "Failed") {
-        return Ok(());
-    }
-    let clock = clocks.entry(uid.clone()).or_default();
-    // Our own start time if we started it; `startTime` (whole seconds) after a simulator restart.
-    let started = clock
-        .started
-        .or_else(|| status.start_time.as_ref().map(ts_of));
-    let ready_delay = Duration::from_millis(
-        annotation_ms(pod, READY_DELAY_ANNOTATION).unwrap_or(sim.ready_delay_ms),
-    );
-    let exit_after = annotation_ms(pod, EXIT_AFTER_ANNOTATION).map(Duration::from_millis);
-    let restart_policy = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.restart_policy.clone())
-        .unwrap_or_else(|| "Always".into());
-    let exit_code: i32 = pod
-        .annotations()
-        .get(EXIT_CODE_ANNOTATION)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-
-    let start = *clock.started.get_or_insert(started.unwrap_or(now));
-    let elapsed = now.duration_since(start).unwrap_or_default();
-    let exited = exit_after.is_some_and(|d| elapsed >= d)
-        && (restart_policy == "Never" || (restart_policy == "OnFailure" && exit_code == 0));
-    let ready = !exited && elapsed >= ready_delay;
-    let desired_phase = if exited {
-        if exit_code == 0 {
-            "Succeeded"
-        } else {
-            "Failed"
-        }
-    } else {
-        "Running"
-    };
-    let key = format!("{desired_phase}/{ready}");
-    let current_ready = status
-        .conditions
-        .as_ref()
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    let current_key = format!("{phase}/{current_ready}");
-    if current_key == key || posted.get(&uid) == Some(&key) {
-        return Ok(());
-    }
-    let pod_ip = match status.pod_ip.clone() {
-        Some(ip) => ip,
-        None => {
-            let n = ip_counter.entry(node.index).or_insert(1);
-            *n = (*n % 250) + 1;
-            format!("10.244.{}.{}", node.index, n)
-        }
-    };
-    let body = pod_status(
-        pod,
-        node,
-        desired_phase,
-        ready,
-        exit_code,
-        Timestamp::try_from(start).unwrap_or_else(|_| Timestamp::now()),
-        &pod_ip,
-    );
-    api.patch_status(
-        &pod.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": body })),
-    )
-    .await?;
-    posted.insert(uid, key);
-    Ok(())
-}
-
-fn pod_status(
-    pod: &Pod,
-    node: &NodeSpec,
-    phase: &str,
-    ready: bool,
-    exit_code: i32,
-    start: Timestamp,
-    pod_ip: &str,
-) -> Value {
-    let t = k8s_time(start);
-    let now = k8s_time(Timestamp::now());
-    let spec = pod.spec.clone().unwrap_or_default();
-    let running = phase == "Running";
-    let b = |v: bool| if v { "True" } else { "False" };
-    let state = |name: &str, image: &str, init: bool| {
-        let st = if init || !running {
-            let code = if init { 0 } else { exit_code };
-            json!({ "terminated": { "exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }, "startedAt": t, "finishedAt": now } })
-        } else {
-            json!({ "running": { "startedAt": t } })
-        };
-        json!({
-            "name": name, "image": image, "imageID": format!("docker-pullable://{image}"),
-            "containerID": format!("docker://{:064x}", fxhash(&format!("{}/{name}", pod.uid().unwrap_or_default()))),
-            "ready": !init && ready, "started": !init && running, "restartCount": 0, "state": st,
-        })
-    };
-    let containers: Vec<Value> = spec
-        .containers
-        .iter()
-        .map(|c| state(&c.name, c.image.as_deref().unwrap_or(""), false))
-        .collect();
-    let inits: Vec<Value> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| state(&c.name, c.image.as_deref().unwrap_or(""), true))
-        .collect();
-    let host_ip = format!("10.0.0.{}", 10 + node.index);
-    let host_network = spec.host_network.unwrap_or(false);
-    let ip = if host_network {
-        host_ip.clone()
-    } else {
-        pod_ip.to_string()
-    };
-    let mut status = json!({
-        "phase": phase,
-        "conditions": [
-            { "type": "Initialized", "status": "True", "lastTransitionTime": t, "lastProbeTime": null },
-            { "type": "Ready", "status": b(ready), "lastTransitionTime": now, "lastProbeTime": null },
-            { "type": "ContainersReady", "status": b(ready), "lastTransitionTime": now, "lastProbeTime": null },
-            { "type": "PodScheduled", "status": "True", "lastTransitionTime": t, "lastProbeTime": null },
-        ],
-        "hostIP": host_ip, "podIP": ip, "podIPs": [{ "ip": ip }], "startTime": t,
-        "containerStatuses": containers, "qosClass": "BestEffort",
-    });
-    if !inits.is_empty() {
-        status["initContainerStatuses"] = json!(inits);
-    }
-    status
-}
-
-/// A small stable hash for fake container IDs.
-fn fxhash(s: &str) -> u128 {
-    s.bytes().fold(0xcbf29ce484222325u128, |h, b| {
-        (h ^ u128::from(b)).wrapping_mul(0x100000001b3)
-    })
-}
-
 /// A kubelet creates a mirror pod for each static pod in `/etc/kubernetes/manifests`, and
 /// replaces it when the manifest changed ([`crate::kubeadm::sync_mirror_pods`]).
+/// Returns what it changed.
 async fn ensure_mirror_pods(
     client: &kube::Client,
     spec: &NodeSpec,
     state: &LabState,
     store: &reflector::Store<Pod>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let existing: HashMap<String, (Option<String>, Option<String>)> = store
         .state()
         .iter()
@@ -611,9 +389,8 @@ async fn ensure_mirror_pods(
         .collect();
     let nodes: Api<Node> = Api::all(client.clone());
     let Some(node) = nodes.get_opt(&spec.name).await? else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let uid = node.uid().unwrap_or_default();
-    crate::kubeadm::sync_mirror_pods(client, spec, state, &uid, &existing).await?;
-    Ok(())
+    Ok(crate::kubeadm::sync_mirror_pods(client, spec, state, &uid, &existing).await?)
 }

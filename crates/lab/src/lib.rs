@@ -22,6 +22,7 @@ pub mod kubeadm;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod pki;
+pub mod podsim;
 pub mod process;
 pub mod seed;
 pub mod state;

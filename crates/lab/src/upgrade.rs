@@ -254,7 +254,9 @@ async fn upgrade_control_plane(
             .find(|c| c.name == component.name)
             .expect("the component was just written");
         wait_healthy(&state, new, &managed, req).await?;
-        sync_mirror_pods(client, dir, node).await?;
+        for action in sync_mirror_pods(client, dir, node).await? {
+            report.push(format!("{kind}: mirror pods: {action}"));
+        }
         report.push(format!(
             "{kind}: {} -> {}, restarted (pid {} -> {}), healthy in {:.1} s",
             if kind == "etcd" {
@@ -399,12 +401,14 @@ async fn healthz(port: &str) -> Option<String> {
     }
 }
 
-/// Replaces the node's mirror pods whose manifest changed, then waits until the API shows them.
+/// Replaces the node's mirror pods whose manifest changed, then waits until the API shows them;
+/// returns what it did.
 async fn sync_mirror_pods(
     client: &kube::Client,
     dir: &Path,
     node: &str,
-) -> Result<(), UpgradeError> {
+) -> Result<Vec<String>, UpgradeError> {
+    let mut done = Vec::new();
     let kube_err = |context: &str| {
         let context = context.to_string();
         move |source| LabError::Kube { context, source }
@@ -442,7 +446,7 @@ async fn sync_mirror_pods(
                 })
         });
         if current {
-            return Ok(());
+            return Ok(done);
         }
         if Instant::now() > deadline {
             return Err(LabError::Timeout {
@@ -452,9 +456,11 @@ async fn sync_mirror_pods(
             }
             .into());
         }
-        crate::kubeadm::sync_mirror_pods(client, &spec, &state, &uid, &existing)
-            .await
-            .map_err(kube_err("replace mirror pods"))?;
+        done.extend(
+            crate::kubeadm::sync_mirror_pods(client, &spec, &state, &uid, &existing)
+                .await
+                .map_err(kube_err("replace mirror pods"))?,
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -292,9 +292,26 @@ fn kubectl_drain_of_a_worker_completes_and_pods_move() {
     kubectl_ok(&["uncordon", &node]);
 }
 
+fn probe_ready(ns: &str, pod: &str) -> bool {
+    pod_ready(&kubectl_json(&["get", "pod", "-n", ns, pod]))
+}
+
 #[test]
 fn node_stop_makes_the_node_not_ready_and_start_recovers() {
     assert_eq!(node_ready("worker-4"), Some(true));
+    // A pod on worker-4: when the node's heartbeats stop for the grace period, the real
+    // node-lifecycle controller sets its Ready condition False (MarkPodsNotReady); a kubelet
+    // coming back reports it Ready again. The simulated kubelets used to remember the status
+    // they had posted and never posted it again, so such a pod stayed NotReady for good (what
+    // left an upgraded control-plane node's mirror pods NotReady in `upgrade_apply_lab`).
+    apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: stopped\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: probe\n  namespace: stopped\nspec:\n  nodeName: worker-4\n  containers:\n  - name: app\n    image: registry.example/app:1\n",
+    );
+    wait_for(
+        "the probe pod Ready on worker-4",
+        Duration::from_secs(60),
+        || probe_ready("stopped", "probe"),
+    );
     set_node("worker-4", |n| n.running = false);
     // The real node-lifecycle controller: grace 16 s, checked every 2 s.
     wait_for("worker-4 NotReady", Duration::from_secs(60), || {
@@ -319,6 +336,11 @@ fn node_stop_makes_the_node_not_ready_and_start_recovers() {
             .iter()
             .any(|t| t["key"] == "node.kubernetes.io/unreachable")
     );
+    wait_for(
+        "the node-lifecycle controller to mark the probe pod NotReady",
+        Duration::from_secs(30),
+        || !probe_ready("stopped", "probe"),
+    );
     set_node("worker-4", |n| {
         n.running = true;
         n.restarts += 1;
@@ -326,6 +348,11 @@ fn node_stop_makes_the_node_not_ready_and_start_recovers() {
     wait_for("worker-4 Ready again", Duration::from_secs(60), || {
         node_ready("worker-4") == Some(true)
     });
+    wait_for(
+        "the probe pod Ready again once its node is back",
+        Duration::from_secs(30),
+        || probe_ready("stopped", "probe"),
+    );
 }
 
 #[test]
