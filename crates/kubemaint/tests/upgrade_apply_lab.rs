@@ -363,8 +363,8 @@ fn apply_upgrades_every_node_within_the_budget() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["action"] == "run-commands" && s["job"]["role"] == "control-plane")
-        .map(|s| s["job"]["first"].as_bool().unwrap())
+        .filter(|s| s["action"] == "run-commands" && s["jobs"][0]["role"] == "control-plane")
+        .map(|s| s["jobs"][0]["first"].as_bool().unwrap())
         .collect();
     assert_eq!(firsts, [true, false, false]);
     // A verified snapshot before the control plane.

@@ -13,8 +13,16 @@
 //! workers in batches), then the control-plane nodes strictly one at a time (`kubeadm upgrade
 //! apply` on the first, `kubeadm upgrade node` on the others), then the workers in batches of
 //! `max_unavailable`. Per batch: cordon (a node already cordoned is not ours and stays
-//! cordoned) → drain → each node's commands → wait until Ready at the version → uncordon (only
-//! the cordons kubemaint made) → health gate.
+//! cordoned) → drain → the nodes' commands, all at once → wait until Ready at the version →
+//! uncordon (only the cordons kubemaint made) → health gate.
+//!
+//! Several nodes are in progress at once inside a batch, so the record keeps each node's
+//! progress ([`Batch::upgraded`], [`Batch::failed`], [`Batch::waited`]) and the edge records each
+//! node's commands as they end ([`RunState::node_upgraded`], [`RunState::node_failed`]). When
+//! some of a batch's nodes fail, the ones that succeeded still go through their wait and
+//! uncordon (they are upgraded: keeping them out only costs capacity), the failed ones stay
+//! cordoned and the run stops before the health gate ([`StopReason::CommandsFailed`]); a resume
+//! ([`RunState::retry_failed`]) runs only the failed nodes' commands again.
 
 pub mod health;
 pub mod lock;
@@ -302,7 +310,8 @@ pub struct JobKey {
     pub node: String,
 }
 
-/// Where a batch is.
+/// Where a batch is. After the drain, the per-node sets of [`Batch`] decide; the phase then
+/// only tells a reader of the record how far the whole batch got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BatchPhase {
@@ -310,7 +319,7 @@ pub enum BatchPhase {
     Cordon,
     /// Draining the batch.
     Drain,
-    /// Running each node's commands.
+    /// Running the nodes' commands (all at once).
     Upgrade,
     /// Waiting for the nodes to be Ready at the version.
     Wait,
@@ -346,6 +355,20 @@ pub struct Batch {
     /// Nodes whose commands finished.
     #[serde(default)]
     pub upgraded: BTreeSet<String>,
+    /// Nodes whose commands failed in this run: they stay cordoned and stop the run until a
+    /// resume clears them ([`RunState::retry_failed`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub failed: BTreeSet<String>,
+    /// Upgraded nodes seen Ready at the version.
+    #[serde(default)]
+    pub waited: BTreeSet<String>,
+}
+
+impl Batch {
+    /// `nodes` filtered by `keep`, in the batch's order.
+    fn nodes_where(&self, keep: impl Fn(&String) -> bool) -> Vec<String> {
+        self.nodes.iter().filter(|n| keep(n)).cloned().collect()
+    }
 }
 
 /// The run's recorded state: everything [`next`] needs besides the plan, the options and the
@@ -400,10 +423,11 @@ pub enum Action {
         /// The nodes.
         nodes: Vec<String>,
     },
-    /// Run one node's commands through the executor.
+    /// Run these nodes' commands through the executor, every node at once; each node's end
+    /// is recorded as it comes ([`RunState::node_upgraded`], [`RunState::node_failed`]).
     RunCommands {
-        /// The node's job.
-        job: NodeJob,
+        /// The nodes' jobs, in the batch's order.
+        jobs: Vec<NodeJob>,
     },
     /// Wait until every node is Ready and at `version` (control plane: its mirror pods at the
     /// target images and its API server answering `/version` with it).
@@ -446,6 +470,16 @@ pub enum StopReason {
         /// The node.
         node: String,
     },
+    /// Some nodes' commands failed; the batch's other nodes were brought back (waited for and
+    /// uncordoned), these stay cordoned.
+    #[error(
+        "the upgrade commands failed on {}: left cordoned and drained; the run log has their output. Fix the cause (or upgrade the node by hand), then run again with --resume: only the failed nodes' commands run again",
+        .nodes.join(", ")
+    )]
+    CommandsFailed {
+        /// The failed nodes, in the batch's order.
+        nodes: Vec<String>,
+    },
     /// The recorded state does not fit the plan (a state from another plan).
     #[error(
         "the recorded run state does not fit its plan ({what}); start a new run (delete the run's ConfigMap)"
@@ -483,24 +517,34 @@ impl RunState {
                     nodes: nodes.clone(),
                     phase: BatchPhase::Cordon,
                     upgraded: BTreeSet::new(),
+                    failed: BTreeSet::new(),
+                    waited: BTreeSet::new(),
                 });
             }
             Action::Cordon { .. } => self.set_phase(BatchPhase::Drain),
             Action::Drain { .. } => self.set_phase(BatchPhase::Upgrade),
-            Action::RunCommands { job } => {
+            Action::RunCommands { jobs } => {
+                for job in jobs {
+                    self.node_upgraded(&job.node);
+                }
+            }
+            Action::Wait { nodes, .. } => {
                 if let Some(batch) = &mut self.batch {
-                    batch.upgraded.insert(job.node.clone());
-                    if batch.nodes.iter().all(|n| batch.upgraded.contains(n)) {
-                        batch.phase = BatchPhase::Wait;
+                    batch.waited.extend(nodes.iter().cloned());
+                    if batch.nodes.iter().all(|n| batch.waited.contains(n)) {
+                        batch.phase = BatchPhase::Uncordon;
                     }
                 }
             }
-            Action::Wait { .. } => self.set_phase(BatchPhase::Uncordon),
             Action::Uncordon { nodes } => {
                 for node in nodes {
                     self.cordoned.remove(node);
                 }
-                self.set_phase(BatchPhase::Health);
+                if let Some(batch) = &mut self.batch
+                    && batch.nodes.iter().all(|n| batch.waited.contains(n))
+                {
+                    batch.phase = BatchPhase::Health;
+                }
             }
             Action::HealthGate { .. } => {
                 if let Some(batch) = self.batch.take() {
@@ -511,6 +555,38 @@ impl RunState {
                 }
             }
             Action::Done | Action::Stop { .. } => {}
+        }
+    }
+
+    /// Records that `node`'s commands completed (the edge calls it as each node of a
+    /// [`Action::RunCommands`] ends, so a kill later does not run them again).
+    pub fn node_upgraded(&mut self, node: &str) {
+        if let Some(batch) = &mut self.batch
+            && batch.nodes.iter().any(|n| n == node)
+        {
+            batch.failed.remove(node);
+            batch.upgraded.insert(node.to_string());
+            if batch.nodes.iter().all(|n| batch.upgraded.contains(n)) {
+                batch.phase = BatchPhase::Wait;
+            }
+        }
+    }
+
+    /// Records that `node`'s commands failed: [`next`] brings the batch's other nodes back,
+    /// then stops with [`StopReason::CommandsFailed`].
+    pub fn node_failed(&mut self, node: &str) {
+        if let Some(batch) = &mut self.batch
+            && batch.nodes.iter().any(|n| n == node)
+            && !batch.upgraded.contains(node)
+        {
+            batch.failed.insert(node.to_string());
+        }
+    }
+
+    /// A resume after a failure: the failed nodes' commands may run again.
+    pub fn retry_failed(&mut self) {
+        if let Some(batch) = &mut self.batch {
+            batch.failed.clear();
         }
     }
 

@@ -1,7 +1,7 @@
 //! The next-step function.
 
 use super::{
-    Action, ApplyPlan, Batch, BatchPhase, Facts, JobKey, NodeJob, Options, Role, RunState,
+    Action, ApplyPlan, Batch, BatchPhase, Facts, JobKey, NodeJob, Options, Role, RunState, Stage,
     StopReason,
 };
 
@@ -10,8 +10,9 @@ use super::{
 ///
 /// Invariants (property-tested): a batch never holds more than `options.max_unavailable`
 /// nodes (one on a control-plane stage), only nodes of the batch are ever cordoned by the run,
-/// only nodes in [`RunState::cordoned`] are ever uncordoned, and a finished job is never
-/// started again.
+/// only nodes in [`RunState::cordoned`] are ever uncordoned, a finished job is never started
+/// again, and a node whose commands failed is never uncordoned (the run stops with
+/// [`StopReason::CommandsFailed`] once the batch's other nodes are back).
 pub fn next(state: &RunState, facts: &Facts, plan: &ApplyPlan, options: &Options) -> Action {
     match &state.batch {
         Some(batch) => in_batch(state, batch, facts, plan),
@@ -35,57 +36,59 @@ fn in_batch(state: &RunState, batch: &Batch, facts: &Facts, plan: &ApplyPlan) ->
             };
         }
     }
-    // Phases whose action would touch nothing fall through to the next one.
-    let mut phase = batch.phase;
-    loop {
-        match phase {
-            BatchPhase::Cordon => {
-                let schedulable: Vec<String> = batch
-                    .nodes
-                    .iter()
-                    .filter(|n| facts.nodes.get(*n).is_some_and(|f| !f.unschedulable))
-                    .cloned()
-                    .collect();
-                if !schedulable.is_empty() {
-                    return Action::Cordon { nodes: schedulable };
-                }
-                phase = BatchPhase::Drain;
+    match batch.phase {
+        BatchPhase::Cordon => {
+            let schedulable =
+                batch.nodes_where(|n| facts.nodes.get(n).is_some_and(|f| !f.unschedulable));
+            if !schedulable.is_empty() {
+                return Action::Cordon { nodes: schedulable };
             }
-            BatchPhase::Drain => {
-                return Action::Drain {
-                    nodes: batch.nodes.clone(),
-                };
+            // Nothing to cordon: straight to the drain.
+            Action::Drain {
+                nodes: batch.nodes.clone(),
             }
-            BatchPhase::Upgrade => {
-                if let Some(job) = jobs.iter().find(|j| !batch.upgraded.contains(&j.node)) {
-                    return Action::RunCommands {
-                        job: (*job).clone(),
-                    };
-                }
-                phase = BatchPhase::Wait;
-            }
-            BatchPhase::Wait => {
-                return Action::Wait {
-                    nodes: batch.nodes.clone(),
-                    version: stage.version.clone(),
-                    control_plane: stage.role == Role::ControlPlane,
-                };
-            }
-            BatchPhase::Uncordon => {
-                let ours: Vec<String> = batch
-                    .nodes
-                    .iter()
-                    .filter(|n| state.cordoned.contains(*n))
-                    .cloned()
-                    .collect();
-                if !ours.is_empty() {
-                    return Action::Uncordon { nodes: ours };
-                }
-                phase = BatchPhase::Health;
-            }
-            BatchPhase::Health => return Action::HealthGate { stage: batch.stage },
+        }
+        BatchPhase::Drain => Action::Drain {
+            nodes: batch.nodes.clone(),
+        },
+        // After the drain, each node's own progress decides (several nodes are in flight).
+        BatchPhase::Upgrade | BatchPhase::Wait | BatchPhase::Uncordon | BatchPhase::Health => {
+            after_drain(state, batch, &jobs, stage)
         }
     }
+}
+
+/// A drained batch: every node's commands not yet done (and not failed) at once, then the
+/// upgraded nodes' wait, then their uncordon; failed nodes stop the run once the others are
+/// back; otherwise the health gate.
+fn after_drain(state: &RunState, batch: &Batch, jobs: &[&NodeJob], stage: &Stage) -> Action {
+    let pending: Vec<NodeJob> = jobs
+        .iter()
+        .filter(|j| !batch.upgraded.contains(&j.node) && !batch.failed.contains(&j.node))
+        .map(|j| (*j).clone())
+        .collect();
+    if !pending.is_empty() {
+        return Action::RunCommands { jobs: pending };
+    }
+    let to_wait = batch.nodes_where(|n| batch.upgraded.contains(n) && !batch.waited.contains(n));
+    if !to_wait.is_empty() {
+        return Action::Wait {
+            nodes: to_wait,
+            version: stage.version.clone(),
+            control_plane: stage.role == Role::ControlPlane,
+        };
+    }
+    let ours = batch.nodes_where(|n| batch.waited.contains(n) && state.cordoned.contains(n));
+    if !ours.is_empty() {
+        return Action::Uncordon { nodes: ours };
+    }
+    let failed = batch.nodes_where(|n| batch.failed.contains(n));
+    if !failed.is_empty() {
+        return Action::Stop {
+            reason: StopReason::CommandsFailed { nodes: failed },
+        };
+    }
+    Action::HealthGate { stage: batch.stage }
 }
 
 fn between_batches(state: &RunState, facts: &Facts, plan: &ApplyPlan, options: &Options) -> Action {

@@ -27,13 +27,15 @@ pub fn simulate(
             }
             Action::Cordon { nodes } => set(&mut facts, nodes, |f| f.unschedulable = true),
             Action::Uncordon { nodes } => set(&mut facts, nodes, |f| f.unschedulable = false),
-            Action::RunCommands { job } => {
-                if let Some(f) = facts.nodes.get_mut(&job.node) {
-                    f.kubelet = Some(job.version.clone());
-                    if job.role == Role::ControlPlane {
-                        f.control_plane = Some(job.version.clone());
+            Action::RunCommands { jobs } => {
+                for job in jobs {
+                    if let Some(f) = facts.nodes.get_mut(&job.node) {
+                        f.kubelet = Some(job.version.clone());
+                        if job.role == Role::ControlPlane {
+                            f.control_plane = Some(job.version.clone());
+                        }
+                        f.ready = true;
                     }
-                    f.ready = true;
                 }
             }
             _ => {}

@@ -5,8 +5,11 @@
 //! by [`run`] against the cluster: the run record in a ConfigMap, the Lease, cordons, the drain
 //! engine for batches, the executor for each node's commands, waits and the health gate.
 
+mod drive;
+mod dry_run;
 mod run;
 mod view;
+mod wait;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,7 +35,8 @@ skew window move first, as `upgrade plan` shows):
      `kubeadm upgrade node` ({first} is true on the first);
   3. workers in batches of --max-unavailable, drained together within every PodDisruptionBudget.
   Per node or batch: cordon (a node already cordoned stays cordoned: kubemaint only undoes its
-  own cordons) -> drain -> the node's commands through the executor -> wait until the node is
+  own cordons) -> drain -> the nodes' commands through the executor, all nodes of the batch at
+  once (each output line in the run log prefixed with its node) -> wait until the node is
   Ready at the target kubelet version (control plane: mirror pods at the target images and
   its own API server answering /version with it) -> uncordon -> health gate (nodes Ready,
   control-plane pods Ready, etcd healthy, PDB-covered workloads back at their healthy counts).
@@ -57,8 +61,12 @@ The run's state lives in the cluster (ConfigMap kube-system/kubemaint-upgrade-ap
 Lease (same name) is held while it runs: a second apply is refused while the Lease is held and
 says who holds it; a Lease not renewed within its duration is taken over. After a kill, a
 failed node command or Ctrl-C (which stops after the command in flight), run again with
---resume: finished nodes are not redone, no node is drained twice. A failing node command stops
-the run at that node and leaves it cordoned.
+--resume: finished nodes are not redone, no node is drained twice.
+When a node's commands fail, the nodes of its batch whose commands succeeded still get their
+wait and uncordon (they are upgraded: keeping them out only costs capacity); then the run stops
+before the health gate and the next batch (exit 1), naming every failed node with its command's
+exit status and last output, each left cordoned and drained. Fix the cause and run again with
+--resume: only the failed nodes' commands run again.
 
 Examples:
   kubemaint upgrade apply --target v1.20.2 --dry-run --executor command --command 'upgrade-node {node} {version}'

@@ -1,39 +1,28 @@
-//! The driver: observe → decide (the core's `next`) → record (write-ahead) → act → record,
-//! until done, stopped or failed.
+//! `upgrade apply` from start to report: the recorded run or a new plan, the Lease, the loop
+//! ([`super::drive`]), and the final report and exit code.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use k8s_openapi::api::core::v1::Node;
-use kube::api::Api;
 use kubemaint_cluster::apply::lease::{self, Acquired};
-use kubemaint_cluster::apply::observe::{self, Observed};
+use kubemaint_cluster::apply::observe;
 use kubemaint_cluster::apply::store::{RunRecord, RunStatus, RunStore};
-use kubemaint_cluster::drain::{self, Clients};
-use kubemaint_cluster::exec::{ExecContext, ExecOutcome, NodeTarget};
-use kubemaint_cluster::nodes;
 use kubemaint_cluster::upgrade::versions as discover;
-use kubemaint_core::drain::config::{DrainConfig, NodeChoice, NodeOrder};
-use kubemaint_core::drain::filters::FilterOptions;
-use kubemaint_core::drain::stuck::StuckPolicy;
-use kubemaint_core::upgrade::apply::health::{ApiserverAnswer, health_missing, wait_missing};
-use kubemaint_core::upgrade::apply::simulate::simulate;
-use kubemaint_core::upgrade::apply::{Action, ApplyPlan, Options, RunState, next};
+use kubemaint_core::upgrade::apply::{ApplyPlan, Options, RunState};
 use kubemaint_core::upgrade::plan::{PlanError, plan};
 
 use super::ApplyConfig;
-use super::view::{DrainLines, Report, RunLog, StepReport, describe};
+use super::drive::{Ctx, drive, save};
+use super::dry_run::dry_run;
+use super::view::{Report, RunLog};
+use super::wait::Changes;
 use crate::exit::{CodedError, FAILURE, SUCCESS};
 use crate::global::GlobalArgs;
 use crate::kube_client::{self, Retry};
 use crate::output::print_machine;
-
-/// How often waits look again.
-const POLL: Duration = Duration::from_secs(1);
 
 /// `user@host/pid`: who holds the Lease and started the run.
 fn identity() -> String {
@@ -57,67 +46,10 @@ fn unsafe_free_uid() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn now_text() -> String {
+pub(super) fn now_text() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
-}
-
-/// Retries `f` on errors until `deadline` (the API server restarts while its own node is
-/// upgraded: a single control plane is briefly unreachable).
-async fn retrying<T, E: std::fmt::Display, F, Fut>(
-    what: &str,
-    log: &RunLog,
-    deadline: Duration,
-    mut f: F,
-) -> Result<T, E>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    let start = Instant::now();
-    let mut warned = false;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) if start.elapsed() < deadline => {
-                if !warned {
-                    log.say(&format!("cannot {what} ({e}); retrying"));
-                    warned = true;
-                }
-                tokio::time::sleep(POLL).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// A failed step: the node it concerns, if any, and why.
-struct StepError {
-    node: Option<String>,
-    error: anyhow::Error,
-}
-
-impl StepError {
-    fn at(node: Option<&str>, error: anyhow::Error) -> Self {
-        Self {
-            node: node.map(str::to_string),
-            error,
-        }
-    }
-}
-
-/// Everything the steps need.
-struct Ctx<'a> {
-    config: &'a ApplyConfig,
-    global: &'a GlobalArgs,
-    client: kube::Client,
-    evict: kube::Client,
-    kube_config: kube::Config,
-    log: Arc<RunLog>,
-    stop: Arc<AtomicBool>,
-    pdb_version: &'static str,
-    snapshots: Vec<String>,
 }
 
 /// Runs `upgrade apply`.
@@ -252,6 +184,11 @@ pub(super) async fn run(config: ApplyConfig, global: &GlobalArgs) -> anyhow::Res
     }
     record.status = RunStatus::Running;
     record.updated_by = identity.clone();
+    if config.resume {
+        // The operator fixed what failed: the failed nodes' commands run again.
+        record.state.retry_failed();
+    }
+    let client_for_changes = client.clone();
     let mut ctx = Ctx {
         config: &config,
         global,
@@ -262,6 +199,7 @@ pub(super) async fn run(config: ApplyConfig, global: &GlobalArgs) -> anyhow::Res
         stop: stop.clone(),
         pdb_version,
         snapshots: Vec::new(),
+        changes: Changes::start(&client_for_changes, pdb_version),
     };
     let started = Instant::now();
     let mut steps = Vec::new();
@@ -269,14 +207,15 @@ pub(super) async fn run(config: ApplyConfig, global: &GlobalArgs) -> anyhow::Res
     renewal.abort();
     signals.abort();
 
-    let (status, failed_node, error) = match &outcome {
-        Ok(()) if record.status == RunStatus::Done => ("done", None, None),
-        Ok(()) => ("stopped", None, None),
-        Err(e) => ("failed", e.node.clone(), Some(format!("{:#}", e.error))),
+    let (status, failed_nodes, error) = match &outcome {
+        Ok(()) if record.status == RunStatus::Done => ("done", Vec::new(), None),
+        Ok(()) => ("stopped", Vec::new(), None),
+        Err(e) => ("failed", e.nodes.clone(), Some(format!("{:#}", e.error))),
     };
+    let failed_node = failed_nodes.first().cloned();
     if let Some(error) = &error {
         record.status = RunStatus::Failed {
-            node: failed_node.clone(),
+            node: (!failed_nodes.is_empty()).then(|| failed_nodes.join(", ")),
             error: error.clone(),
         };
         let _ = save(&ctx, &mut store, &mut record).await;
@@ -292,6 +231,7 @@ pub(super) async fn run(config: ApplyConfig, global: &GlobalArgs) -> anyhow::Res
         target: record.plan.target.to_string(),
         status: status.into(),
         failed_node: failed_node.clone(),
+        failed_nodes: failed_nodes.clone(),
         error: error.clone(),
         started_by: record.started_by.clone(),
         started_at: record.started_at.clone(),
@@ -307,16 +247,18 @@ pub(super) async fn run(config: ApplyConfig, global: &GlobalArgs) -> anyhow::Res
     if !print_machine(global.output, &report)? {
         print_summary(&report);
     }
-    match (status, failed_node) {
-        ("done", _) => Ok(SUCCESS),
-        ("stopped", _) => {
+    match status {
+        "done" => Ok(SUCCESS),
+        "stopped" => {
             log.say("stopped on request; run again with --resume to continue");
             Ok(FAILURE)
         }
-        (_, node) => {
+        _ => {
             let mut message = String::from("upgrade apply stopped");
-            if let Some(node) = &node {
-                message.push_str(&format!(" at node {node}"));
+            match failed_nodes.as_slice() {
+                [] => {}
+                [node] => message.push_str(&format!(" at node {node}")),
+                nodes => message.push_str(&format!(" at nodes {}", nodes.join(", "))),
             }
             if !left_cordoned.is_empty() {
                 message.push_str(&format!(
@@ -394,77 +336,6 @@ fn confirm(record: &RunRecord) -> anyhow::Result<()> {
     }
 }
 
-async fn dry_run(
-    client: &kube::Client,
-    config: &ApplyConfig,
-    record: &RunRecord,
-) -> anyhow::Result<i32> {
-    let observed = observe::observe(client)
-        .await
-        .map_err(|e| anyhow::Error::new(e).context("cannot read the nodes"))?;
-    let actions = simulate(
-        &record.state,
-        &observed.facts,
-        &record.plan,
-        &record.options,
-        100_000,
-    );
-    let mut state = record.state.clone();
-    let mut lines = Vec::new();
-    for action in &actions {
-        lines.push(describe(action, &record.plan, &state));
-        if let Action::RunCommands { job } = action {
-            let target = NodeTarget {
-                job: job.clone(),
-                address: observed.addresses.get(&job.node).cloned(),
-            };
-            match config.executor.commands(&target) {
-                Ok(commands) => lines.extend(commands.iter().map(|c| format!("    $ {c}"))),
-                Err(e) => lines.push(format!("    ! {e}")),
-            }
-        }
-        if let Action::Snapshot { .. } = action
-            && let Some((dir, _)) = &config.snapshot
-        {
-            lines.push(format!(
-                "    etcd snapshot save {}/etcd-before-{}-<time>.db, then verify it",
-                dir.display(),
-                record.plan.target
-            ));
-        }
-        state.begin(action);
-        state.record(action);
-    }
-    if config.snapshot.is_none() {
-        eprintln!(
-            "warning: --no-snapshot: no etcd snapshot would be taken before the control plane"
-        );
-    }
-    #[derive(serde::Serialize)]
-    struct DryRun<'a> {
-        kind: &'static str,
-        plan: &'a ApplyPlan,
-        actions: &'a [Action],
-        lines: &'a [String],
-    }
-    let out = DryRun {
-        kind: "UpgradeApplyDryRun",
-        plan: &record.plan,
-        actions: &actions,
-        lines: &lines,
-    };
-    if !print_machine(crate::output::OutputFormat::Table, &out)? {
-        println!(
-            "Dry run (nothing is changed): upgrade to {}",
-            record.plan.target
-        );
-        for line in &lines {
-            println!("{line}");
-        }
-    }
-    Ok(SUCCESS)
-}
-
 fn spawn_signal_watch(stop: Arc<AtomicBool>, log: Arc<RunLog>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut term =
@@ -483,366 +354,6 @@ fn spawn_signal_watch(stop: Arc<AtomicBool>, log: Arc<RunLog>) -> tokio::task::J
     })
 }
 
-async fn save(
-    ctx: &Ctx<'_>,
-    store: &mut RunStore,
-    record: &mut RunRecord,
-) -> Result<(), StepError> {
-    record.updated_at = now_text();
-    let deadline = ctx.config.node_timeout;
-    let start = Instant::now();
-    loop {
-        match store.save(record).await {
-            Ok(()) => return Ok(()),
-            Err(e @ kubemaint_cluster::apply::ApplyError::Conflict) => {
-                return Err(StepError::at(None, e.into()));
-            }
-            Err(e) if start.elapsed() < deadline => {
-                ctx.log
-                    .log(&format!("cannot write the run record ({e}); retrying"));
-                tokio::time::sleep(POLL).await;
-            }
-            Err(e) => return Err(StepError::at(None, e.into())),
-        }
-    }
-}
-
-async fn observe_now(ctx: &Ctx<'_>) -> Result<Observed, StepError> {
-    retrying("read the nodes", &ctx.log, ctx.config.node_timeout, || {
-        observe::observe(&ctx.client)
-    })
-    .await
-    .map_err(|e| StepError::at(None, e.into()))
-}
-
-async fn drive(
-    ctx: &mut Ctx<'_>,
-    store: &mut RunStore,
-    record: &mut RunRecord,
-    held: &lease::HeldLease,
-    steps: &mut Vec<StepReport>,
-) -> Result<(), StepError> {
-    loop {
-        if held.lost() {
-            return Err(StepError::at(
-                None,
-                anyhow::anyhow!(
-                    "another run took over the Lease kube-system/kubemaint-upgrade-apply"
-                ),
-            ));
-        }
-        if ctx.stop.load(Ordering::SeqCst) {
-            record.status = RunStatus::Stopped;
-            save(ctx, store, record).await?;
-            return Ok(());
-        }
-        let observed = observe_now(ctx).await?;
-        let action = next(
-            &record.state,
-            &observed.facts,
-            &record.plan,
-            &record.options,
-        );
-        match &action {
-            Action::Done => {
-                record.status = RunStatus::Done;
-                record.last_action = Some(action);
-                save(ctx, store, record).await?;
-                ctx.log
-                    .say(&format!("done: every node runs {}", record.plan.target));
-                return Ok(());
-            }
-            Action::Stop { reason } => {
-                return Err(StepError::at(None, anyhow::anyhow!("{reason}")));
-            }
-            _ => {}
-        }
-        ctx.log.say(&describe(&action, &record.plan, &record.state));
-        record.state.begin(&action);
-        record.last_action = Some(action.clone());
-        save(ctx, store, record).await?;
-        let started_at = now_text();
-        let started = Instant::now();
-        let result = execute(ctx, &action, &observed, record).await;
-        let seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-        match result {
-            Ok(true) => {
-                steps.push(StepReport {
-                    action: action.clone(),
-                    started: started_at,
-                    seconds,
-                    outcome: "ok".into(),
-                });
-                record.state.record(&action);
-                save(ctx, store, record).await?;
-            }
-            Ok(false) => {
-                steps.push(StepReport {
-                    action,
-                    started: started_at,
-                    seconds,
-                    outcome: "stopped".into(),
-                });
-                record.status = RunStatus::Stopped;
-                save(ctx, store, record).await?;
-                return Ok(());
-            }
-            Err(e) => {
-                steps.push(StepReport {
-                    action,
-                    started: started_at,
-                    seconds,
-                    outcome: format!("{:#}", e.error),
-                });
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// Runs one action; `Ok(false)` when a stop request cut it short.
-async fn execute(
-    ctx: &mut Ctx<'_>,
-    action: &Action,
-    observed: &Observed,
-    record: &RunRecord,
-) -> Result<bool, StepError> {
-    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
-    match action {
-        Action::Snapshot { .. } => {
-            let Some((dir, connection)) = &ctx.config.snapshot else {
-                return Ok(true);
-            };
-            let file = dir.join(format!(
-                "etcd-before-{}-{}.db",
-                record.plan.target,
-                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
-            ));
-            let saved = snapshot(ctx, file, connection.clone())
-                .await
-                .map_err(|e| StepError::at(None, e))?;
-            ctx.log.say(&format!(
-                "etcd snapshot saved and verified: {}",
-                saved.display()
-            ));
-            ctx.snapshots.push(saved.display().to_string());
-            Ok(true)
-        }
-        Action::Skip { .. } | Action::StartBatch { .. } => Ok(true),
-        Action::Cordon { nodes: names } | Action::Uncordon { nodes: names } => {
-            let desired = matches!(action, Action::Cordon { .. });
-            for name in names {
-                let node = nodes_api.get(name).await.map_err(|e| {
-                    StepError::at(
-                        Some(name),
-                        anyhow::Error::new(e).context(format!("cannot read node {name}")),
-                    )
-                })?;
-                let result =
-                    nodes::apply(&nodes_api, &node, desired, "kubemaint/upgrade-apply", None).await;
-                match result.line() {
-                    Ok(line) => ctx.log.say(&line),
-                    Err(line) => return Err(StepError::at(Some(name), anyhow::anyhow!(line))),
-                }
-            }
-            Ok(true)
-        }
-        Action::Drain { nodes: names } => drain(ctx, names).await.map(|()| true),
-        Action::RunCommands { job } => {
-            let target = NodeTarget {
-                job: job.clone(),
-                address: observed.addresses.get(&job.node).cloned(),
-            };
-            let cx = ExecContext {
-                log: &*ctx.log,
-                stop: &ctx.stop,
-            };
-            match ctx.config.executor.run(&target, cx).await {
-                Ok(ExecOutcome::Completed) => Ok(true),
-                Ok(ExecOutcome::Stopped { .. }) => Ok(false),
-                Err(e) => Err(StepError::at(Some(&job.node), e.into())),
-            }
-        }
-        Action::Wait {
-            nodes: names,
-            version,
-            control_plane,
-        } => {
-            let deadline = Instant::now() + ctx.config.node_timeout;
-            let mut last_said = Instant::now();
-            loop {
-                let missing = match observe::observe(&ctx.client).await {
-                    Ok(now) => {
-                        let mut missing = Vec::new();
-                        for name in names {
-                            let answer = if *control_plane {
-                                match now.endpoints.get(name) {
-                                    Some(endpoint) => {
-                                        observe::apiserver_version(&ctx.kube_config, endpoint).await
-                                    }
-                                    None => ApiserverAnswer::NotAsked,
-                                }
-                            } else {
-                                ApiserverAnswer::NotAsked
-                            };
-                            missing.extend(wait_missing(
-                                name,
-                                now.facts.nodes.get(name),
-                                control_plane.then_some((now.mirror_pods.as_slice(), &answer)),
-                                version,
-                            ));
-                        }
-                        missing
-                    }
-                    Err(e) => vec![format!("the API server does not answer ({e})")],
-                };
-                if missing.is_empty() {
-                    return Ok(true);
-                }
-                if Instant::now() >= deadline {
-                    return Err(StepError::at(
-                        names.first().map(String::as_str),
-                        anyhow::anyhow!(
-                            "timed out after {} waiting for: {}",
-                            kubemaint_core::duration::format(ctx.config.node_timeout),
-                            missing.join("; ")
-                        ),
-                    ));
-                }
-                if last_said.elapsed() >= Duration::from_secs(10) {
-                    ctx.log
-                        .say(&format!("  waiting for: {}", missing.join("; ")));
-                    last_said = Instant::now();
-                }
-                tokio::time::sleep(POLL).await;
-            }
-        }
-        Action::HealthGate { .. } => {
-            let deadline = Instant::now() + ctx.config.health_timeout;
-            let mut last_said = Instant::now();
-            loop {
-                let missing = match observe::health(&ctx.client, ctx.pdb_version).await {
-                    Ok(facts) => health_missing(&facts, &record.budgets_before),
-                    Err(e) => vec![format!("cannot read the cluster's health ({e})")],
-                };
-                if missing.is_empty() {
-                    return Ok(true);
-                }
-                if Instant::now() >= deadline {
-                    return Err(StepError::at(
-                        None,
-                        anyhow::anyhow!(
-                            "the health gate timed out after {}; missing: {}",
-                            kubemaint_core::duration::format(ctx.config.health_timeout),
-                            missing.join("; ")
-                        ),
-                    ));
-                }
-                if last_said.elapsed() >= Duration::from_secs(10) {
-                    ctx.log.say(&format!(
-                        "  health gate waiting for: {}",
-                        missing.join("; ")
-                    ));
-                    last_said = Instant::now();
-                }
-                tokio::time::sleep(POLL).await;
-            }
-        }
-        Action::Done | Action::Stop { .. } => Ok(true),
-    }
-}
-
-async fn drain(ctx: &Ctx<'_>, names: &[String]) -> Result<(), StepError> {
-    let first = names.first().map(String::as_str);
-    let config = DrainConfig {
-        nodes: NodeChoice::Names(names.to_vec()),
-        filters: FilterOptions {
-            force: false,
-            ignore_daemonsets: true,
-            delete_emptydir_data: true,
-            skip_wait_for_delete_timeout_seconds: 0,
-        },
-        disable_eviction: false,
-        grace_period_seconds: -1,
-        timeout: ctx.config.drain_timeout,
-        pod_selector: None,
-        chunk_size: 500,
-        dry_run: None,
-        max_concurrent_evictions: std::num::NonZeroUsize::new(50)
-            .unwrap_or(std::num::NonZeroUsize::MIN),
-        eviction_retry_delay: Duration::from_secs(5),
-        stuck: StuckPolicy::Fail,
-        uncordon_on_failure: false,
-        max_parallel_nodes: std::num::NonZeroUsize::new(names.len().max(1))
-            .unwrap_or(std::num::NonZeroUsize::MIN),
-        order: NodeOrder::Given,
-    };
-    let clients = Clients {
-        client: ctx.client.clone(),
-        evict: ctx.evict.clone(),
-    };
-    let prepared = drain::prepare(clients, config).await.map_err(|e| {
-        StepError::at(
-            first,
-            anyhow::Error::new(e).context("cannot prepare the drain"),
-        )
-    })?;
-    let Some(prepared) = prepared else {
-        return Err(StepError::at(
-            first,
-            anyhow::anyhow!("nodes {} not found", names.join(", ")),
-        ));
-    };
-    for warning in &prepared.warnings {
-        ctx.log.say(warning);
-    }
-    // The batch decision (pods of the batch that fit on no node that stays refuse it, nothing
-    // changed), the cordons and the drain, in the given order, all nodes at once.
-    let report = prepared
-        .run(Arc::new(DrainLines(ctx.log.clone())))
-        .await
-        .map_err(|e| {
-            StepError::at(
-                first,
-                anyhow::Error::new(e).context("cannot drain the batch"),
-            )
-        })?;
-    let failed: Vec<String> = report
-        .nodes
-        .iter()
-        .filter(|n| n.status == drain::NodeStatus::Failed)
-        .map(|n| format!("{}: {}", n.node, n.error.clone().unwrap_or_default()))
-        .collect();
-    if !failed.is_empty() || !report.pending.is_empty() {
-        let node = report.pending.first().cloned();
-        return Err(StepError {
-            node,
-            error: anyhow::anyhow!("the drain failed: {}", failed.join("; ")),
-        });
-    }
-    for node in &report.nodes {
-        ctx.log.say(&format!(
-            "node/{} drained: {} pods in {:.1}s",
-            node.node,
-            node.pods.len(),
-            node.seconds
-        ));
-    }
-    Ok(())
-}
-
-async fn snapshot(
-    ctx: &Ctx<'_>,
-    file: PathBuf,
-    connection: crate::commands::etcd::connection::ConnectionArgs,
-) -> anyhow::Result<PathBuf> {
-    let _ = ctx.global;
-    std::fs::create_dir_all(file.parent().unwrap_or(std::path::Path::new(".")))
-        .with_context(|| format!("cannot create --backup-dir for {}", file.display()))?;
-    let saved = crate::commands::etcd::save::save_verified(file, connection).await?;
-    Ok(saved)
-}
-
 fn print_summary(report: &Report) {
     println!(
         "upgrade apply to {}: {} ({} of {} node jobs done, {:.1}s)",
@@ -851,8 +362,10 @@ fn print_summary(report: &Report) {
     for snapshot in &report.snapshots {
         println!("  etcd snapshot: {snapshot}");
     }
-    if let Some(node) = &report.failed_node {
-        println!("  stopped at node {node}");
+    match report.failed_nodes.as_slice() {
+        [] => {}
+        [node] => println!("  stopped at node {node}"),
+        nodes => println!("  stopped at nodes {}", nodes.join(", ")),
     }
     if !report.left_cordoned.is_empty() {
         println!(

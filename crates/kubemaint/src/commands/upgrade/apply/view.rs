@@ -120,17 +120,23 @@ pub fn describe(action: &Action, plan: &ApplyPlan, state: &RunState) -> String {
             list(nodes),
             stage_title(batch_stage)
         ),
-        Action::RunCommands { job } => format!(
-            "{prefix} upgrade {} ({}) to {}{}",
-            job.node,
-            job.role,
-            job.version,
-            if job.first {
-                " — first control-plane node: kubeadm upgrade apply"
-            } else {
-                ""
-            }
-        ),
+        Action::RunCommands { jobs } => {
+            let nodes: Vec<&str> = jobs.iter().map(|j| j.node.as_str()).collect();
+            let (role, version) = jobs
+                .first()
+                .map(|j| (j.role.as_str(), j.version.to_string()))
+                .unwrap_or_default();
+            format!(
+                "{prefix} upgrade {} ({role}) to {version}{}{}",
+                nodes.join(", "),
+                if jobs.len() > 1 { ", all at once" } else { "" },
+                if jobs.iter().any(|j| j.first) {
+                    " — first control-plane node: kubeadm upgrade apply"
+                } else {
+                    ""
+                }
+            )
+        }
         Action::Wait {
             nodes,
             version,
@@ -177,9 +183,12 @@ pub struct Report {
     pub target: String,
     /// `done`, `stopped` or `failed`.
     pub status: String,
-    /// The node it stopped at.
+    /// The node it stopped at (the first of `failed_nodes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_node: Option<String>,
+    /// Every node it stopped at (a batch's nodes whose commands failed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_nodes: Vec<String>,
     /// The error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

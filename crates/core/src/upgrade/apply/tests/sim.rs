@@ -1,294 +1,14 @@
+//! The simulator: a fake cluster, a driver with kills and failing commands, and the
+//! invariants checked at every action.
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::*;
-use crate::upgrade::plan::{ClusterState, EtcdMember, plan};
-use crate::upgrade::releases::ReleaseIndex;
-use crate::upgrade::skew::{ClusterVersions, Instance};
-
-fn v(text: &str) -> Version {
-    Version::parse(text).unwrap()
-}
-
-/// A kubeadm cluster: control planes `cp-N` and workers `w-N`, every component at `at`, the
-/// kubelets of `old` workers at `old_at`.
-fn cluster(cps: usize, workers: usize, at: &str, old: &[usize], old_at: &str) -> ClusterState {
-    let cp_names: Vec<String> = (1..=cps).map(|i| format!("cp-{i}")).collect();
-    let on_cps = |version: &str| {
-        cp_names
-            .iter()
-            .map(|n| Instance::on(n.clone(), v(version)))
-            .collect::<Vec<_>>()
-    };
-    let mut kubelets = on_cps(at);
-    for i in 1..=workers {
-        let version = if old.contains(&i) { old_at } else { at };
-        kubelets.push(Instance::on(format!("w-{i}"), v(version)));
-    }
-    ClusterState {
-        versions: ClusterVersions {
-            apiservers: on_cps(at),
-            controller_managers: on_cps(at),
-            schedulers: on_cps(at),
-            kube_proxy: Some(v(at)),
-            kubelets,
-            ..Default::default()
-        },
-        etcd: cp_names
-            .iter()
-            .map(|n| EtcdMember {
-                node: Some(n.clone()),
-                version: "3.4.9-1".into(),
-            })
-            .collect(),
-        coredns: Some("1.7.0".into()),
-        kubeadm: true,
-    }
-}
-
-fn apply_plan(state: &ClusterState, target: &str) -> ApplyPlan {
-    let upgrade = plan(state, &v(target), &ReleaseIndex::builtin()).unwrap();
-    let cps: Vec<String> = state
-        .versions
-        .apiservers
-        .iter()
-        .filter_map(|i| i.node.clone())
-        .collect();
-    ApplyPlan::from_upgrade(&upgrade, &cps)
-}
-
-fn stage_summary(plan: &ApplyPlan) -> Vec<String> {
-    plan.stages
-        .iter()
-        .map(|s| {
-            let jobs: Vec<String> = s
-                .jobs
-                .iter()
-                .map(|j| format!("{}{}", j.node, if j.first { "*" } else { "" }))
-                .collect();
-            format!("{:?} {} {}: {}", s.kind, s.role, s.version, jobs.join(","))
-        })
-        .collect()
-}
-
-#[test]
-fn the_issue_lab_plan_is_control_planes_then_workers() {
-    let plan = apply_plan(&cluster(3, 4, "v1.19.16", &[], ""), "v1.20.2");
-    assert_eq!(
-        stage_summary(&plan),
-        [
-            "ControlPlane control-plane v1.20.2: cp-1*,cp-2,cp-3",
-            "Workers worker v1.20.2: w-1,w-2,w-3,w-4",
-        ]
-    );
-    assert_eq!(plan.job_count(), 7);
-}
-
-#[test]
-fn a_multi_minor_target_follows_the_chain_and_catches_old_kubelets_up_first() {
-    let plan = apply_plan(&cluster(1, 3, "v1.19.16", &[2], "v1.18.20"), "v1.21.14");
-    assert_eq!(
-        stage_summary(&plan),
-        [
-            "CatchUp worker v1.19.16: w-2",
-            "ControlPlane control-plane v1.20.15: cp-1*",
-            "Workers worker v1.20.15: w-1,w-2,w-3",
-            "ControlPlane control-plane v1.21.14: cp-1*",
-            "Workers worker v1.21.14: w-1,w-2,w-3",
-        ]
-    );
-}
-
-fn facts_all(cps: usize, workers: usize, at: &str) -> Facts {
-    let mut nodes = BTreeMap::new();
-    for i in 1..=cps {
-        nodes.insert(
-            format!("cp-{i}"),
-            NodeFacts {
-                ready: true,
-                unschedulable: false,
-                kubelet: Some(v(at)),
-                control_plane: Some(v(at)),
-            },
-        );
-    }
-    for i in 1..=workers {
-        nodes.insert(
-            format!("w-{i}"),
-            NodeFacts {
-                ready: true,
-                unschedulable: false,
-                kubelet: Some(v(at)),
-                control_plane: None,
-            },
-        );
-    }
-    Facts { nodes }
-}
-
-const OPTS: Options = Options {
-    max_unavailable: 2,
-    snapshot: true,
-};
-
-#[test]
-fn table_of_decisions() {
-    let plan = apply_plan(&cluster(2, 3, "v1.19.16", &[], ""), "v1.20.2");
-    let facts = facts_all(2, 3, "v1.19.16");
-    let s = |state: &RunState| next(state, &facts, &plan, &OPTS);
-
-    // Fresh: snapshot before the control plane, then cp-1 alone.
-    let mut state = RunState::default();
-    assert_eq!(s(&state), Action::Snapshot { stage: 0 });
-    state.record(&Action::Snapshot { stage: 0 });
-    let start = s(&state);
-    assert_eq!(
-        start,
-        Action::StartBatch {
-            stage: 0,
-            nodes: vec!["cp-1".into()]
-        }
-    );
-    state.record(&start);
-    let cordon = s(&state);
-    assert_eq!(
-        cordon,
-        Action::Cordon {
-            nodes: vec!["cp-1".into()]
-        }
-    );
-    state.begin(&cordon);
-    assert!(
-        state.cordoned.contains("cp-1"),
-        "recorded before the request"
-    );
-    state.record(&cordon);
-    assert_eq!(
-        s(&state),
-        Action::Drain {
-            nodes: vec!["cp-1".into()]
-        }
-    );
-    state.record(&s(&state));
-    match s(&state) {
-        Action::RunCommands { job } => {
-            assert!(job.first);
-            assert_eq!(job.role, Role::ControlPlane);
-            state.record(&Action::RunCommands { job });
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(
-        s(&state),
-        Action::Wait {
-            nodes: vec!["cp-1".into()],
-            version: v("v1.20.2"),
-            control_plane: true
-        }
-    );
-    state.record(&s(&state));
-    assert_eq!(
-        s(&state),
-        Action::Uncordon {
-            nodes: vec!["cp-1".into()]
-        }
-    );
-    state.record(&s(&state));
-    assert!(state.cordoned.is_empty());
-    assert_eq!(s(&state), Action::HealthGate { stage: 0 });
-    state.record(&s(&state));
-    assert!(state.batch.is_none());
-    // The snapshot is taken once per control-plane stage.
-    assert_eq!(
-        s(&state),
-        Action::StartBatch {
-            stage: 0,
-            nodes: vec!["cp-2".into()]
-        }
-    );
-}
-
-#[test]
-fn a_node_cordoned_before_goes_first_and_is_never_uncordoned() {
-    let plan = apply_plan(&cluster(1, 3, "v1.19.16", &[], ""), "v1.20.2");
-    let mut facts = facts_all(1, 3, "v1.19.16");
-    facts.nodes.get_mut("w-3").unwrap().unschedulable = true;
-    let mut state = RunState::default();
-    state.done.insert(JobKey {
-        stage: 0,
-        node: "cp-1".into(),
-    });
-    let start = next(&state, &facts, &plan, &OPTS);
-    assert_eq!(
-        start,
-        Action::StartBatch {
-            stage: 1,
-            nodes: vec!["w-3".into(), "w-1".into()]
-        }
-    );
-    state.record(&start);
-    assert_eq!(
-        next(&state, &facts, &plan, &OPTS),
-        Action::Cordon {
-            nodes: vec!["w-1".into()]
-        }
-    );
-    // Skip to uncordon: only w-1 is ours.
-    state.begin(&Action::Cordon {
-        nodes: vec!["w-1".into()],
-    });
-    state.batch.as_mut().unwrap().phase = BatchPhase::Uncordon;
-    assert_eq!(
-        next(&state, &facts, &plan, &OPTS),
-        Action::Uncordon {
-            nodes: vec!["w-1".into()]
-        }
-    );
-}
-
-#[test]
-fn nodes_already_at_the_version_are_skipped_and_missing_nodes_stop_the_run() {
-    let plan = apply_plan(&cluster(1, 2, "v1.19.16", &[], ""), "v1.20.2");
-    let mut facts = facts_all(1, 2, "v1.19.16");
-    let state = RunState {
-        done: [JobKey {
-            stage: 0,
-            node: "cp-1".into(),
-        }]
-        .into(),
-        ..Default::default()
-    };
-    facts.nodes.get_mut("w-2").unwrap().kubelet = Some(v("v1.20.2"));
-    assert_eq!(
-        next(&state, &facts, &plan, &OPTS),
-        Action::Skip {
-            stage: 1,
-            nodes: vec!["w-2".into()]
-        }
-    );
-    facts.nodes.remove("w-1");
-    assert_eq!(
-        next(&state, &facts, &plan, &OPTS),
-        Action::Stop {
-            reason: StopReason::NodeGone { node: "w-1".into() }
-        }
-    );
-    // A control-plane node whose kubelet is new but whose static pods are not is not done.
-    let fresh = facts_all(1, 2, "v1.19.16");
-    let mut cp_half = fresh.clone();
-    cp_half.nodes.get_mut("cp-1").unwrap().kubelet = Some(v("v1.20.2"));
-    let no_snapshot = Options {
-        snapshot: false,
-        ..OPTS
-    };
-    assert!(matches!(
-        next(&RunState::default(), &cp_half, &plan, &no_snapshot),
-        Action::StartBatch { stage: 0, .. }
-    ));
-}
-
-// ---- The simulator: a fake cluster, a driver with kills, and the invariants. ----
+use super::{OPTS, apply_plan, cluster, v};
+use crate::upgrade::apply::*;
+use crate::upgrade::plan::ClusterState;
+use crate::upgrade::version::Version;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SimNode {
@@ -334,7 +54,7 @@ impl Sim {
 #[derive(Debug)]
 enum Outcome {
     Finished(RunState),
-    /// Killed, or stopped by a failing command: the last persisted state.
+    /// Killed, or stopped by failing commands: the last persisted state.
     Interrupted(String),
 }
 
@@ -344,6 +64,9 @@ enum KillAt {
     BeforeRun(usize),
     /// After the action ran, before `record` was persisted.
     AfterRun(usize),
+    /// Inside a batch's commands: after the first node's end was persisted, before the others
+    /// ran.
+    Midway(usize),
 }
 
 /// Runs the machine from `persisted` on `sim`, checking the invariants at every action.
@@ -355,6 +78,8 @@ fn drive(
     kill: Option<KillAt>,
 ) -> Result<Outcome, TestCaseError> {
     let mut state: RunState = serde_json::from_str(persisted).unwrap();
+    // Every drive after the first is a `--resume`.
+    state.retry_failed();
     for step in 0..10_000 {
         let action = next(&state, &sim.facts(), plan, options);
         match &action {
@@ -362,11 +87,17 @@ fn drive(
                 prop_assert!(state.cordoned.is_empty());
                 return Ok(Outcome::Finished(state));
             }
+            Action::Stop {
+                reason: StopReason::CommandsFailed { nodes },
+            } => {
+                check_failed_stop(&state, sim, nodes)?;
+                return Ok(Outcome::Interrupted(serde_json::to_string(&state).unwrap()));
+            }
             Action::Stop { reason } => return Err(TestCaseError::fail(format!("{reason}"))),
             _ => {}
         }
         state.begin(&action);
-        let saved = serde_json::to_string(&state).unwrap();
+        let mut saved = serde_json::to_string(&state).unwrap();
         if kill == Some(KillAt::BeforeRun(step)) {
             return Ok(Outcome::Interrupted(saved));
         }
@@ -399,19 +130,34 @@ fn drive(
                     sim.drains.push((batch.stage, node.clone()));
                 }
             }
-            Action::RunCommands { job } => {
-                if sim.fail_once.remove(&job.node) {
-                    return Ok(Outcome::Interrupted(saved));
-                }
-                let node = sim.nodes.get_mut(&job.node).unwrap();
-                prop_assert!(
-                    node.unschedulable,
-                    "{} upgraded while schedulable",
-                    job.node
-                );
-                node.kubelet = job.version.clone();
-                if job.role == Role::ControlPlane {
-                    node.control_plane = Some(job.version.clone());
+            Action::RunCommands { jobs } => {
+                // The edge runs them at once and records each node's end as it comes.
+                for (i, job) in jobs.iter().enumerate() {
+                    let batch = state.batch.as_ref().unwrap();
+                    prop_assert!(
+                        !batch.upgraded.contains(&job.node),
+                        "{} run again after its commands completed",
+                        job.node
+                    );
+                    if sim.fail_once.remove(&job.node) {
+                        state.node_failed(&job.node);
+                    } else {
+                        let node = sim.nodes.get_mut(&job.node).unwrap();
+                        prop_assert!(
+                            node.unschedulable,
+                            "{} upgraded while schedulable",
+                            job.node
+                        );
+                        node.kubelet = job.version.clone();
+                        if job.role == Role::ControlPlane {
+                            node.control_plane = Some(job.version.clone());
+                        }
+                        state.node_upgraded(&job.node);
+                    }
+                    saved = serde_json::to_string(&state).unwrap();
+                    if i == 0 && kill == Some(KillAt::Midway(step)) {
+                        return Ok(Outcome::Interrupted(saved));
+                    }
                 }
             }
             Action::Wait { nodes, version, .. } => {
@@ -449,9 +195,39 @@ fn drive(
         if kill == Some(KillAt::AfterRun(step)) {
             return Ok(Outcome::Interrupted(saved));
         }
-        state.record(&action);
+        if !matches!(action, Action::RunCommands { .. }) {
+            // RunCommands was recorded node by node above (some may have failed).
+            state.record(&action);
+        }
     }
     Err(TestCaseError::fail("no end after 10 000 actions"))
+}
+
+/// A stop for failed commands: the failed nodes are still out (cordoned, not upgraded), the
+/// batch's other nodes are upgraded and back in service (unless cordoned by someone else).
+fn check_failed_stop(state: &RunState, sim: &Sim, failed: &[String]) -> Result<(), TestCaseError> {
+    let batch = state.batch.as_ref().unwrap();
+    prop_assert!(!failed.is_empty());
+    for node in &batch.nodes {
+        let sim_node = &sim.nodes[node];
+        if failed.contains(node) {
+            prop_assert!(sim_node.unschedulable, "failed {node} not left cordoned");
+            prop_assert!(!batch.upgraded.contains(node));
+        } else {
+            prop_assert!(
+                batch.upgraded.contains(node),
+                "{node} neither failed nor upgraded"
+            );
+            prop_assert!(batch.waited.contains(node), "{node} not waited for");
+            prop_assert_eq!(
+                sim_node.unschedulable,
+                sim.foreign.contains(node),
+                "{}",
+                node
+            );
+        }
+    }
+    Ok(())
 }
 
 fn initial(cs: &ClusterState, foreign: &BTreeSet<String>, fail: &BTreeSet<String>) -> Sim {
@@ -603,7 +379,7 @@ proptest! {
         let end = run_to_end(&mut reference, &plan, &case.options, None)?;
         let actions = reference.drains.len() * 8 + 8;
         for step in 0..actions {
-            for kill in [KillAt::BeforeRun(step), KillAt::AfterRun(step)] {
+            for kill in [KillAt::BeforeRun(step), KillAt::Midway(step), KillAt::AfterRun(step)] {
                 let mut sim = initial(&case.cluster, &case.foreign, &no_fail);
                 let resumed = run_to_end(&mut sim, &plan, &case.options, Some(kill))?;
                 prop_assert_eq!(&resumed, &end, "{:?}", kill);
@@ -633,9 +409,16 @@ fn the_dry_run_simulation_ends_done_and_matches_a_real_run() {
         .flatten()
         .collect();
     assert_eq!(uncordoned, ["cp-1", "cp-2", "w-1", "w-3"]);
-    let commands = actions
+    // One RunCommands per batch, every node of the batch at once.
+    let commands: Vec<Vec<&str>> = actions
         .iter()
-        .filter(|a| matches!(a, Action::RunCommands { .. }))
-        .count();
-    assert_eq!(commands, 5);
+        .filter_map(|a| match a {
+            Action::RunCommands { jobs } => Some(jobs.iter().map(|j| j.node.as_str()).collect()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [vec!["cp-1"], vec!["cp-2"], vec!["w-2", "w-1"], vec!["w-3"]]
+    );
 }

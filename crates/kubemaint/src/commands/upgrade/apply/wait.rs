@@ -1,0 +1,230 @@
+//! The run's waits: a batch's nodes Ready at the version, and the health gate. Each one
+//! re-checks when the cluster changes — watches of the nodes, the control-plane mirror pods
+//! and the PodDisruptionBudgets wake it ([`Changes`]) — and at least every [`RECHECK`] for
+//! what no watch covers (`/readyz/etcd`, a control-plane node's own `/version`), until the
+//! condition holds or its deadline passes; the timeout then names what is still missing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
+use kubemaint_cluster::apply::observe;
+use kubemaint_core::upgrade::Version;
+use kubemaint_core::upgrade::apply::health::{ApiserverAnswer, health_missing, wait_missing};
+use tokio::sync::Notify;
+
+use super::drive::{Ctx, StepError};
+use super::view::RunLog;
+
+/// The longest a wait goes without looking again when no watch event came (etcd's health and
+/// an API server's `/version` have no watch; a watch may be reconnecting).
+pub(super) const RECHECK: Duration = Duration::from_secs(1);
+
+/// How often a wait says on stderr what it still waits for.
+const SAY_EVERY: Duration = Duration::from_secs(10);
+
+/// Wakes the waits when a node, a control-plane mirror pod or a PodDisruptionBudget changes.
+/// The watches run for the whole run (reconnecting with backoff while an API server
+/// restarts); a change while nobody waits leaves one wake-up for the next wait.
+pub(super) struct Changes {
+    notify: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Changes {
+    /// Starts the watches (nodes; pods labelled `tier=control-plane` in kube-system;
+    /// PodDisruptionBudgets through `pdb_version`).
+    pub(super) fn start(client: &kube::Client, pdb_version: &str) -> Self {
+        let notify = Arc::new(Notify::new());
+        let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .map(|e| e.is_ok());
+        let mirror = watcher(
+            Api::<Pod>::namespaced(client.clone(), "kube-system"),
+            watcher::Config::default().labels("tier=control-plane"),
+        )
+        .default_backoff()
+        .map(|e| e.is_ok());
+        let budgets = watcher(
+            Api::<DynamicObject>::all_with(
+                client.clone(),
+                &kubemaint_cluster::read::pdb_resource(pdb_version),
+            ),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|e| e.is_ok());
+        let wake = notify.clone();
+        let task = tokio::spawn(async move {
+            let all = futures::stream::select(nodes, futures::stream::select(mirror, budgets));
+            futures::pin_mut!(all);
+            while let Some(ok) = all.next().await {
+                if ok {
+                    wake.notify_one();
+                }
+            }
+        });
+        Self { notify, task }
+    }
+
+    /// Returns at the next change, after [`RECHECK`], or at `deadline`, whichever is first.
+    async fn next(&self, deadline: Instant) {
+        let limit = deadline
+            .saturating_duration_since(Instant::now())
+            .min(RECHECK);
+        let _ = tokio::time::timeout(limit, self.notify.notified()).await;
+    }
+}
+
+impl Drop for Changes {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Evaluates `missing` until it is empty (`Ok`) or `timeout` passes (`Err` with what is still
+/// missing), saying every [`SAY_EVERY`] what it waits for.
+async fn until<F, Fut>(
+    changes: &Changes,
+    log: &RunLog,
+    timeout: Duration,
+    what: &str,
+    mut missing: F,
+) -> Result<(), Vec<String>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_said = Instant::now();
+    loop {
+        let now_missing = missing().await;
+        if now_missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(now_missing);
+        }
+        if last_said.elapsed() >= SAY_EVERY {
+            log.say(&format!("  {what} waiting for: {}", now_missing.join("; ")));
+            last_said = Instant::now();
+        }
+        changes.next(deadline).await;
+    }
+}
+
+/// Waits until every node of `names` is Ready at `version` (control-plane nodes: their mirror
+/// pods at the target images and Ready, their own API server answering `/version` with it).
+pub(super) async fn nodes(
+    ctx: &Ctx<'_>,
+    names: &[String],
+    version: &Version,
+    control_plane: bool,
+) -> Result<(), StepError> {
+    let check = || async {
+        let now = match observe::observe(&ctx.client).await {
+            Ok(now) => now,
+            Err(e) => return vec![format!("the API server does not answer ({e})")],
+        };
+        let mut missing = Vec::new();
+        for name in names {
+            let answer = match (control_plane, now.endpoints.get(name)) {
+                (true, Some(endpoint)) => {
+                    observe::apiserver_version(&ctx.kube_config, endpoint).await
+                }
+                _ => ApiserverAnswer::NotAsked,
+            };
+            missing.extend(wait_missing(
+                name,
+                now.facts.nodes.get(name),
+                control_plane.then_some((now.mirror_pods.as_slice(), &answer)),
+                version,
+            ));
+        }
+        missing
+    };
+    until(
+        &ctx.changes,
+        &ctx.log,
+        ctx.config.node_timeout,
+        "wait",
+        check,
+    )
+    .await
+    .map_err(|missing| {
+        StepError::at(
+            names.first().map(String::as_str),
+            anyhow::anyhow!(
+                "timed out after {} waiting for: {}",
+                kubemaint_core::duration::format(ctx.config.node_timeout),
+                missing.join("; ")
+            ),
+        )
+    })
+}
+
+/// The health gate: nodes Ready, control-plane pods Ready, `/readyz/etcd`, every
+/// PodDisruptionBudget back at its healthy count of before the run (`budgets_before`).
+pub(super) async fn health(
+    ctx: &Ctx<'_>,
+    budgets_before: &BTreeMap<String, i32>,
+) -> Result<(), StepError> {
+    let check = || async {
+        match observe::health(&ctx.client, ctx.pdb_version).await {
+            Ok(facts) => health_missing(&facts, budgets_before),
+            Err(e) => vec![format!("cannot read the cluster's health ({e})")],
+        }
+    };
+    until(
+        &ctx.changes,
+        &ctx.log,
+        ctx.config.health_timeout,
+        "health gate",
+        check,
+    )
+    .await
+    .map_err(|missing| {
+        StepError::at(
+            None,
+            anyhow::anyhow!(
+                "the health gate timed out after {}; missing: {}",
+                kubemaint_core::duration::format(ctx.config.health_timeout),
+                missing.join("; ")
+            ),
+        )
+    })
+}
+
+/// Retries `f` on errors until `deadline` (the API server restarts while its own node is
+/// upgraded: a single control plane is briefly unreachable), looking again after every
+/// change or [`RECHECK`].
+pub(super) async fn retrying<T, E: std::fmt::Display, F, Fut>(
+    what: &str,
+    log: &RunLog,
+    deadline: Duration,
+    mut f: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let start = Instant::now();
+    let mut warned = false;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if start.elapsed() < deadline => {
+                if !warned {
+                    log.say(&format!("cannot {what} ({e}); retrying"));
+                    warned = true;
+                }
+                tokio::time::sleep(RECHECK).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
