@@ -63,10 +63,11 @@ $bin/kubemaint uncordon worker-1
 kubectl get nodes
 
 step "upgrade the cluster to v1.20.2 (the real binaries), node by node: etcd snapshot first, control plane, then each worker drained, upgraded, back"
-# upgrade apply drains like kubectl drain without --force: a bare pod would stop it at
-# its node (the drain above removed the demo's with --force). The lab's own node upgrade is the command each node runs.
+# upgrade apply drains like kubectl drain --ignore-daemonsets: without --force a bare pod would stop it at
+# its node (the drain above removed the demo's with --force); the seed's cache pod has emptyDir scratch data,
+# so --delete-emptydir-data says that data may go. The lab's own node upgrade is the command each node runs.
 kubectl delete pod -n demo debug --ignore-not-found --wait=true
-$bin/kubemaint upgrade apply --target v1.20.2 --max-unavailable 1 --yes \
+$bin/kubemaint upgrade apply --target v1.20.2 --max-unavailable 1 --yes --delete-emptydir-data \
   --pki-dir "$KUBEMAINT_LAB_DIR/pki" --backup-dir "$(dirname "$backup")" --log-file /tmp/kubemaint-demo-upgrade.log \
   --executor command --command "$bin/kubemaint-lab node upgrade {node} --kubernetes-version {version} --dir $KUBEMAINT_LAB_DIR"
 kubectl get nodes

@@ -7,7 +7,8 @@
 //! `SetEnv`); the generated commands run through `SshExecutor`, and the recorded sequence per
 //! node (first control plane, other control plane, worker) is asserted. Also: a failing
 //! stand-in stops the node with an error naming node, command, exit status and its stderr; an
-//! unknown host key is refused, saying how to add it. The namespaces, veths and sshds go away
+//! unknown host key is refused, saying how to add it; a second port (2222) is reached through an
+//! ssh config file's Host alias (`--ssh-config`) and through the port option (`--ssh-port`). The namespaces, veths and sshds go away
 //! at the end and on panic (a guard). Needs root (network namespaces); fails naming what is
 //! missing when `sshd`, `ssh`, `ssh-keygen` or `ip` is not installed.
 
@@ -32,6 +33,9 @@ const NODES: [(&str, Role, bool); 3] = [
     ("cp-2", Role::ControlPlane, false),
     ("worker-1", Role::Worker, false),
 ];
+
+/// The second port every sshd listens on, reached only through `--ssh-config` / `--ssh-port`.
+const ALT_PORT: u16 = 2222;
 
 fn require(path: &str, package: &str) {
     let found = if path.starts_with('/') {
@@ -176,6 +180,7 @@ fn start_nodes(dir: &Path, host_pub: &str, client_pub: &str) -> (Nodes, Vec<Stri
             &config,
             format!(
                 "ListenAddress {node_ip}:22\n\
+                 ListenAddress {node_ip}:{ALT_PORT}\n\
                  HostKey {host_key}\n\
                  PidFile {pidfile}\n\
                  UsePAM no\n\
@@ -208,9 +213,13 @@ fn start_nodes(dir: &Path, host_pub: &str, client_pub: &str) -> (Nodes, Vec<Stri
         addresses.push(node_ip);
     }
     fs::write(dir.join("known_hosts"), known_hosts).unwrap();
-    // Ready when each sshd accepts a TCP connection (polled with a deadline).
-    for (i, address) in addresses.iter().enumerate() {
-        let addr: SocketAddr = format!("{address}:22").parse().unwrap();
+    // Ready when each sshd accepts a TCP connection on both ports (polled with a deadline).
+    for (i, addr) in addresses
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| [(i, format!("{a}:22")), (i, format!("{a}:{ALT_PORT}"))])
+    {
+        let addr: SocketAddr = addr.parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -450,6 +459,81 @@ async fn ssh_executor_runs_the_generated_commands_on_real_sshd_in_network_namesp
         matches!(&err, ExecError::NoAddress { node } if node == "cp-2"),
         "{err:?}"
     );
+
+    // A non-default port through an ssh config file (`--ssh-config`, ssh -F): the address map
+    // names a Host alias whose block gives HostName and Port. The known_hosts file has the
+    // host key only for [address]:2222, so a connection to port 22 would be refused: the
+    // commands running proves port 2222 was used.
+    fs::remove_file(dir.join("worker-1").join("fail-apt-get")).unwrap();
+    fs::remove_file(dir.join("worker-1").join("record")).unwrap();
+    fs::write(
+        dir.join("ssh_config_alt"),
+        format!(
+            "Host w1-alt\n  HostName {}\n  Port {ALT_PORT}\n",
+            addresses[2]
+        ),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("known_hosts_alt"),
+        format!("[{}]:{ALT_PORT} {host_pub}", addresses[2]),
+    )
+    .unwrap();
+    let worker_all: Vec<String> = kubeadm_install
+        .iter()
+        .chain(upgrade[2])
+        .chain(kubelet.iter())
+        .map(|s| s.to_string())
+        .collect();
+    let via_config = SshExecutor::new(SshOptions {
+        config_file: Some(dir.join("ssh_config_alt")),
+        addresses: [("worker-1".to_string(), "w1-alt".to_string())].into(),
+        ..options(dir.join("known_hosts_alt"))
+    });
+    let target = NodeTarget {
+        job: job(2),
+        address: Some(addresses[2].clone()),
+    };
+    assert_eq!(
+        via_config.via(&target).unwrap(),
+        format!(
+            "ssh -F {} -i {} root@w1-alt",
+            dir.join("ssh_config_alt").display(),
+            dir.join("client_key").display()
+        )
+    );
+    let outcome = via_config.run(&target, cx).await;
+    assert!(
+        matches!(outcome, Ok(ExecOutcome::Completed)),
+        "through the ssh config's port {ALT_PORT}: {outcome:?}"
+    );
+    assert_eq!(record(&dir, "worker-1"), worker_all);
+    // The same port as a flag (`--ssh-port`, ssh -p), the config file empty.
+    fs::remove_file(dir.join("worker-1").join("record")).unwrap();
+    let via_flag = SshExecutor::new(SshOptions {
+        port: Some(ALT_PORT),
+        ..options(dir.join("known_hosts_alt"))
+    });
+    let outcome = via_flag.run(&target, cx).await;
+    assert!(
+        matches!(outcome, Ok(ExecOutcome::Completed)),
+        "through --ssh-port {ALT_PORT}: {outcome:?}"
+    );
+    assert_eq!(record(&dir, "worker-1"), worker_all);
+    // Control: the default port with that known_hosts file is refused (the key is only known
+    // for port 2222), and nothing runs.
+    fs::remove_file(dir.join("worker-1").join("record")).unwrap();
+    let default_port = SshExecutor::new(options(dir.join("known_hosts_alt")));
+    let err = default_port
+        .run(&target, cx)
+        .await
+        .expect_err("port 22's key is not known");
+    assert!(
+        matches!(&err, ExecError::Connect { source, .. }
+            if matches!(source.downcast_ref::<SshError>(), Some(SshError::UnknownHostKey { .. }))),
+        "{err:?}"
+    );
+    assert!(record(&dir, "worker-1").is_empty());
 
     drop(guard);
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
 use kubemaint_core::upgrade::apply::health::{
-    ApiserverAnswer, BudgetHealth, EtcdHealth, HealthFacts, MirrorPod, STATIC_PODS,
+    ApiserverAnswer, BudgetHealth, EtcdHealth, EtcdMembers, HealthFacts, MirrorPod, STATIC_PODS,
 };
 use kubemaint_core::upgrade::apply::{Facts, NodeFacts};
 use kubemaint_core::upgrade::version::{Version, version_from_image};
@@ -225,13 +225,19 @@ pub async fn budgets(
         .collect())
 }
 
-/// Everything the health gate looks at.
-pub async fn health(client: &kube::Client, pdb_version: &str) -> Result<HealthFacts, ApplyError> {
+/// Everything the health gate looks at; `etcd_members` is what the members said when asked
+/// directly (by the caller, which holds the etcd connection).
+pub async fn health(
+    client: &kube::Client,
+    pdb_version: &str,
+    etcd_members: EtcdMembers,
+) -> Result<HealthFacts, ApplyError> {
     let observed = observe(client).await?;
     Ok(HealthFacts {
         nodes: observed.facts.nodes,
         mirror_pods: observed.mirror_pods,
         etcd: etcd_health(client).await,
+        etcd_members,
         budgets: budgets(client, pdb_version).await?,
     })
 }

@@ -78,6 +78,12 @@ pub trait Executor: Send + Sync {
     /// The exact commands, in order, that [`Executor::run`] runs for `target` (shown by
     /// `--dry-run` and written to the run log).
     fn commands(&self, target: &NodeTarget) -> Result<Vec<String>, ExecError>;
+    /// How the commands reach the node, when not run locally (`ssh -p 2222 root@10.0.0.5`),
+    /// shown by `--dry-run` above them.
+    fn via(&self, target: &NodeTarget) -> Option<String> {
+        let _ = target;
+        None
+    }
     /// Runs them in order, stopping at the first failure or when a stop is asked for.
     fn run<'a>(
         &'a self,

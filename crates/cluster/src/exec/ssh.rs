@@ -279,20 +279,14 @@ impl SshExecutor {
         )
     }
 
-    /// How a command is shown: the words that run on the node, a script by its file name.
+    /// How a command is shown: exactly the words [`remote_words`] runs on the node (shell
+    /// quoted), except a script's text, shown as `"$(cat FILE)"`.
     fn display(&self, argv: &[String], privilege: Privilege) -> String {
-        let mut words: Vec<String> = Vec::new();
-        if privilege == Privilege::Sudo {
-            words.extend(["sudo".into(), "-n".into()]);
-        }
-        let mut line = shell_join(&words);
-        if !line.is_empty() {
-            line.push(' ');
-        }
+        let words = remote_words(argv, privilege);
         match &self.options.script {
             Some(script) => {
                 // The script text is long: name the file where its text goes.
-                let shown: Vec<String> = argv
+                let shown: Vec<String> = words
                     .iter()
                     .map(|a| {
                         if *a == script.text {
@@ -305,11 +299,20 @@ impl SshExecutor {
                         }
                     })
                     .collect();
-                line.push_str(&shown.join(" "));
+                shown.join(" ")
             }
-            None => line.push_str(&shell_join(argv)),
+            None => shell_join(&words),
         }
-        line
+    }
+
+    /// The privilege `--dry-run` shows: only a login named root by `--ssh-user` is known to be
+    /// root before connecting (the run asks the node `id -u`).
+    pub fn dry_run_privilege(&self) -> Privilege {
+        if self.options.user.as_deref() == Some("root") {
+            Privilege::Root
+        } else {
+            Privilege::Sudo
+        }
     }
 
     async fn connect(&self, address: &str) -> Result<Session, SshError> {
@@ -364,6 +367,17 @@ impl SshExecutor {
     }
 }
 
+/// The words run on the node for `argv`: `sudo -n` in front unless the login is root (no
+/// `--`: every built-in command and a script's `env` start with a word that is not an option).
+pub fn remote_words(argv: &[String], privilege: Privilege) -> Vec<String> {
+    let mut words = Vec::with_capacity(argv.len() + 2);
+    if privilege == Privilege::Sudo {
+        words.extend(["sudo".to_string(), "-n".to_string()]);
+    }
+    words.extend(argv.iter().cloned());
+    words
+}
+
 /// Turns the openssh crate's connect error into one that says what to do.
 fn classify(address: &str, error: openssh::Error) -> SshError {
     let text = match &error {
@@ -405,17 +419,32 @@ impl Executor for SshExecutor {
         "ssh"
     }
 
+    fn via(&self, target: &NodeTarget) -> Option<String> {
+        let mut words = vec!["ssh".to_string()];
+        let options = &self.options;
+        if let Some(file) = &options.config_file {
+            words.extend(["-F".into(), file.display().to_string()]);
+        }
+        if let Some(port) = options.port {
+            words.extend(["-p".into(), port.to_string()]);
+        }
+        if let Some(key) = &options.identity {
+            words.extend(["-i".into(), key.display().to_string()]);
+        }
+        let host = self.address(target).unwrap_or("<no address>");
+        words.push(match &options.user {
+            Some(user) => format!("{user}@{host}"),
+            None => host.to_string(),
+        });
+        Some(shell_join(&words))
+    }
+
     fn commands(&self, target: &NodeTarget) -> Result<Vec<String>, ExecError> {
         let address = self.address(target).unwrap_or("<address>");
         let argvs = self
             .argvs(&target.job)
             .map_err(|e| connect_error(&target.job, address, e))?;
-        // Unknown before connecting: shown with sudo unless the login is root by name.
-        let privilege = if self.options.user.as_deref() == Some("root") {
-            Privilege::Root
-        } else {
-            Privilege::Sudo
-        };
+        let privilege = self.dry_run_privilege();
         Ok(argvs.iter().map(|a| self.display(a, privilege)).collect())
     }
 
@@ -498,12 +527,8 @@ async fn run_remote(
     };
     let ssh = |e: openssh::Error| io(std::io::Error::other(e));
     log.command(node, shown);
-    let mut words: Vec<&str> = Vec::new();
-    if privilege == Privilege::Sudo {
-        words.extend(["sudo", "-n", "--"]);
-    }
-    words.extend(argv.iter().map(String::as_str));
-    let mut command = session.command(words[0]);
+    let words = remote_words(argv, privilege);
+    let mut command = session.command(&words[0]);
     command
         .args(&words[1..])
         .stdin(Stdio::null())
@@ -607,6 +632,7 @@ mod tests {
             job: job(Role::ControlPlane, true),
             address: Some("10.0.0.1".into()),
         };
+        assert_eq!(ex.via(&target).unwrap(), "ssh 10.0.0.1");
         let shown = ex.commands(&target).unwrap();
         assert!(shown[0].starts_with("sudo -n sh -c "), "{}", shown[0]);
         assert!(shown.contains(&"sudo -n kubeadm upgrade apply v1.29.3 --yes".to_string()));
@@ -618,6 +644,34 @@ mod tests {
         assert_eq!(
             root.commands(&target).unwrap().last().unwrap(),
             "systemctl restart kubelet"
+        );
+        // What --dry-run shows is what runs: the same words, sudo -n only for a non-root login.
+        let argv: Vec<String> = ["kubeadm", "upgrade", "node"].map(String::from).to_vec();
+        assert_eq!(
+            remote_words(&argv, Privilege::Sudo),
+            ["sudo", "-n", "kubeadm", "upgrade", "node"]
+        );
+        assert_eq!(remote_words(&argv, Privilege::Root), argv);
+        let admin = SshExecutor::new(SshOptions {
+            user: Some("admin".into()),
+            port: Some(2222),
+            config_file: Some("/etc/km/ssh config".into()),
+            identity: Some("/root/.ssh/km".into()),
+            addresses: [("cp-1".to_string(), "bastion-cp1".to_string())].into(),
+            ..SshOptions::default()
+        });
+        assert_eq!(admin.dry_run_privilege(), Privilege::Sudo);
+        assert_eq!(root.dry_run_privilege(), Privilege::Root);
+        assert_eq!(
+            admin.via(&target).unwrap(),
+            "ssh -F '/etc/km/ssh config' -p 2222 -i /root/.ssh/km admin@bastion-cp1"
+        );
+        assert!(
+            admin
+                .commands(&target)
+                .unwrap()
+                .iter()
+                .all(|c| c.starts_with("sudo -n ")),
         );
     }
 

@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::NodeFacts;
+pub use super::etcd_members::{
+    EtcdMembers, MemberAnswer, MemberProbe, RAFT_INDEX_SLACK, etcd_members_missing,
+    etcd_members_summary,
+};
 use crate::upgrade::version::Version;
 
 /// The control-plane components kubeadm runs as static pods, in kubeadm's order.
@@ -126,14 +130,16 @@ pub struct HealthFacts {
     pub nodes: BTreeMap<String, NodeFacts>,
     /// Every control-plane mirror pod.
     pub mirror_pods: Vec<MirrorPod>,
-    /// etcd.
+    /// etcd as the API server sees it.
     pub etcd: EtcdHealth,
+    /// etcd's members asked directly (when configured).
+    pub etcd_members: EtcdMembers,
     /// Every PodDisruptionBudget.
     pub budgets: Vec<BudgetHealth>,
 }
 
 /// What keeps the cluster from being healthy: nodes not Ready, control-plane mirror pods
-/// not Ready, etcd, and PDB-covered workloads not back at their healthy count — every expected
+/// not Ready, etcd (the API server's view and, when asked, the members'), and PDB-covered workloads not back at their healthy count — every expected
 /// pod, or as many as were healthy when the run started (`baseline`, by budget name) if fewer
 /// were then.
 pub fn health_missing(facts: &HealthFacts, baseline: &BTreeMap<String, i32>) -> Vec<String> {
@@ -151,6 +157,7 @@ pub fn health_missing(facts: &HealthFacts, baseline: &BTreeMap<String, i32>) -> 
     if let EtcdHealth::Unhealthy(why) = &facts.etcd {
         missing.push(format!("etcd: {why}"));
     }
+    missing.extend(etcd_members_missing(&facts.etcd_members));
     for budget in &facts.budgets {
         let before = baseline
             .get(&budget.name)
@@ -242,6 +249,7 @@ mod tests {
             nodes: [("w-1".to_string(), node(true, "v1.20.2"))].into(),
             mirror_pods: pods("v1.20.2", true),
             etcd: EtcdHealth::Healthy,
+            etcd_members: EtcdMembers::NotAsked,
             budgets,
         };
         let none = BTreeMap::new();
@@ -267,6 +275,34 @@ mod tests {
                 "kube-scheduler on cp-1 is not Ready",
                 "etcd: no leader"
             ]
+        );
+    }
+
+    #[test]
+    fn the_gate_adds_what_the_etcd_members_miss() {
+        let facts = HealthFacts {
+            nodes: BTreeMap::new(),
+            mirror_pods: Vec::new(),
+            etcd: EtcdHealth::Healthy,
+            etcd_members: EtcdMembers::Asked {
+                members: vec![MemberProbe {
+                    name: "cp-1".into(),
+                    endpoint: "https://127.0.0.1:2379".into(),
+                    answer: Ok(MemberAnswer {
+                        member_id: 1,
+                        leader: 0,
+                        raft_index: 5,
+                        is_learner: false,
+                        errors: Vec::new(),
+                        version: "3.4.23".into(),
+                    }),
+                }],
+            },
+            budgets: Vec::new(),
+        };
+        assert_eq!(
+            health_missing(&facts, &BTreeMap::new()),
+            ["etcd member cp-1 has no leader"]
         );
     }
 }

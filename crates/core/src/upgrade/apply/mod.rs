@@ -24,6 +24,7 @@
 //! cordoned and the run stops before the health gate ([`StopReason::CommandsFailed`]); a resume
 //! ([`RunState::retry_failed`]) runs only the failed nodes' commands again.
 
+pub mod etcd_members;
 pub mod health;
 pub mod lock;
 mod next;

@@ -2,6 +2,7 @@
 //! preflight plan before anything changes, named PDB blockers, watch-based waiting, bounded
 //! concurrency, UID preconditions, cordon bookkeeping and a JSON report.
 
+pub mod args;
 mod progress;
 
 use std::sync::Arc;
@@ -10,11 +11,11 @@ use std::time::Duration;
 use clap::Args;
 use kubemaint_cluster::drain::{self as engine, Clients, DrainError, NodeStatus};
 use kubemaint_core::drain::config::{self, DrainConfig, NodeOrder};
-use kubemaint_core::drain::filters::FilterOptions;
 use kubemaint_core::drain::plan::closing_error_lines;
 use kubemaint_core::drain::stuck::StuckPolicy;
 use kubemaint_core::duration;
 
+use self::args::PodArgs;
 use self::progress::CliReporter;
 use super::cordon::{self as cordon_cmd, DryRunArg};
 use crate::exit::{self, CodedError};
@@ -31,30 +32,9 @@ pub struct DrainArgs {
     /// Select nodes by label instead of by name.
     #[arg(short = 'l', long = "selector")]
     pub selector: Option<String>,
-    /// Continue even if there are pods that do not declare a controller (and orphaned DaemonSet pods).
-    #[arg(long)]
-    pub force: bool,
-    /// Ignore DaemonSet-managed pods.
-    #[arg(long = "ignore-daemonsets")]
-    pub ignore_daemonsets: bool,
-    /// Continue even if there are pods using emptyDir (local data that will be deleted).
-    #[arg(long = "delete-emptydir-data")]
-    pub delete_emptydir_data: bool,
-    /// Delete pods instead of evicting them: bypasses PodDisruptionBudgets.
-    #[arg(long = "disable-eviction")]
-    pub disable_eviction: bool,
-    /// Seconds given to each pod to terminate; negative uses the pod's own value.
-    #[arg(long = "grace-period", default_value_t = -1, allow_hyphen_values = true)]
-    pub grace_period: i64,
     /// How long to wait per node before giving up (e.g. 90s, 5m); 0 waits forever.
     #[arg(long, default_value = "0s", value_parser = duration::parse)]
     pub timeout: Duration,
-    /// Only consider pods matching this label selector.
-    #[arg(long = "pod-selector")]
-    pub pod_selector: Option<String>,
-    /// Skip (and stop waiting for) pods whose DeletionTimestamp is older than N seconds.
-    #[arg(long = "skip-wait-for-delete-timeout", default_value_t = 0)]
-    pub skip_wait_for_delete_timeout: i64,
     /// List page size; 0 disables paging.
     #[arg(long = "chunk-size", default_value_t = 500)]
     pub chunk_size: u32,
@@ -85,6 +65,10 @@ pub struct DrainArgs {
     /// time, `least-blocked` with --max-parallel-nodes above 1.
     #[arg(long, value_enum)]
     pub order: Option<OrderArg>,
+    /// How each pod is treated (kubectl's flags, shared with `upgrade apply`; last, under
+    /// its own help heading).
+    #[command(flatten)]
+    pub pods: PodArgs,
 }
 
 /// `--order` values.
@@ -103,18 +87,14 @@ impl DrainArgs {
     /// request, so a bad flag is a usage error with nothing sent.
     pub fn resolve(self) -> anyhow::Result<DrainConfig> {
         let usage = |e: config::ConfigError| CodedError::usage(e.to_string());
+        let pods = self.pods.resolve(args::DRAIN_DEFAULTS);
         Ok(DrainConfig {
             nodes: cordon_cmd::node_choice(self.nodes, self.selector)?,
-            filters: FilterOptions {
-                force: self.force,
-                ignore_daemonsets: self.ignore_daemonsets,
-                delete_emptydir_data: self.delete_emptydir_data,
-                skip_wait_for_delete_timeout_seconds: self.skip_wait_for_delete_timeout,
-            },
-            disable_eviction: self.disable_eviction,
-            grace_period_seconds: self.grace_period,
+            filters: pods.filters,
+            disable_eviction: pods.disable_eviction,
+            grace_period_seconds: pods.grace_period_seconds,
             timeout: config::timeout(self.timeout),
-            pod_selector: self.pod_selector.filter(|s| !s.is_empty()),
+            pod_selector: pods.pod_selector,
             chunk_size: self.chunk_size,
             dry_run: self.dry_run.strategy(),
             max_concurrent_evictions: config::concurrency(self.max_concurrent_evictions)

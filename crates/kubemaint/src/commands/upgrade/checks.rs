@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kubemaint_core::upgrade::Version;
 
+use kubemaint_core::upgrade::apply::health::{EtcdMembers, MemberAnswer, MemberProbe};
 use kubemaint_core::upgrade::preflight::{CertFacts, EtcdMemberFacts};
 use kubemaint_etcd::client::{
     self as etcd_client_edge, ConnectionConfig, MemberClient, TlsMaterial,
@@ -51,8 +52,8 @@ pub fn kubectl_client_version(json: &[u8]) -> Result<Version, String> {
 }
 
 /// Asks every etcd member (found through the configured endpoint's member list) for its
-/// status.
-pub async fn etcd_members(config: &ConnectionConfig) -> Result<Vec<EtcdMemberFacts>, String> {
+/// status; the error says why no member could be reached.
+pub async fn etcd_member_probes(config: &ConnectionConfig) -> Result<Vec<MemberProbe>, String> {
     let selected = etcd_client_edge::connect_and_choose(config)
         .await
         .map_err(|e| e.to_string())?;
@@ -61,43 +62,77 @@ pub async fn etcd_members(config: &ConnectionConfig) -> Result<Vec<EtcdMemberFac
     } else {
         None
     };
-    let mut out = Vec::new();
-    for member in &selected.members {
-        let Some(url) = member.client_urls.first() else {
-            out.push(EtcdMemberFacts {
+    let probes = selected.members.iter().map(|member| {
+        let tls = tls.as_ref();
+        async move {
+            let Some(url) = member.client_urls.first() else {
+                return MemberProbe {
+                    name: member.name.clone(),
+                    endpoint: "(none)".into(),
+                    answer: Err("member has no client URL (not started?)".into()),
+                };
+            };
+            let answer = async {
+                let endpoint = etcd_client_edge::config::parse_endpoint(url, tls.is_some())
+                    .map_err(|e| e.to_string())?;
+                let mut client = MemberClient::connect(config, tls, &endpoint)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = etcd_client_edge::member_status(&mut client)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(MemberAnswer {
+                    member_id: status.member_id,
+                    leader: status.leader,
+                    raft_index: status.raft_index,
+                    is_learner: status.is_learner,
+                    errors: status.errors,
+                    version: status.version,
+                })
+            };
+            MemberProbe {
                 name: member.name.clone(),
-                endpoint: "(none)".into(),
-                version: None,
-                error: Some("member has no client URL (not started?)".into()),
-            });
-            continue;
-        };
-        let answer = async {
-            let endpoint = etcd_client_edge::config::parse_endpoint(url, tls.is_some())
-                .map_err(|e| e.to_string())?;
-            let mut client = MemberClient::connect(config, tls.as_ref(), &endpoint)
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = etcd_client_edge::member_status(&mut client)
-                .await
-                .map_err(|e| e.to_string())?;
-            if !status.errors.is_empty() {
-                return Err(format!("alarms: {}", status.errors.join(", ")));
+                endpoint: url.clone(),
+                answer: answer.await,
             }
-            Ok::<_, String>(status.version)
-        };
-        let (version, error) = match answer.await {
-            Ok(v) => (Some(v), None),
-            Err(e) => (None, Some(e)),
-        };
-        out.push(EtcdMemberFacts {
-            name: member.name.clone(),
-            endpoint: url.clone(),
-            version,
-            error,
-        });
+        }
+    });
+    // All at once: a member that does not answer costs one dial timeout, not one each.
+    Ok(futures::future::join_all(probes).await)
+}
+
+/// The health gate's view of the members: unknown (not a failure) when none can be reached.
+pub async fn etcd_members_health(config: Option<&ConnectionConfig>) -> EtcdMembers {
+    match config {
+        None => EtcdMembers::NotAsked,
+        Some(config) => match etcd_member_probes(config).await {
+            Ok(members) => EtcdMembers::Asked { members },
+            Err(reason) => EtcdMembers::Unreachable { reason },
+        },
     }
-    Ok(out)
+}
+
+/// Asks every etcd member for its version (the preflight's view: alarms count as an error).
+pub async fn etcd_members(config: &ConnectionConfig) -> Result<Vec<EtcdMemberFacts>, String> {
+    Ok(etcd_member_probes(config)
+        .await?
+        .into_iter()
+        .map(|probe| {
+            let (version, error) = match probe.answer {
+                Ok(a) if !a.errors.is_empty() => {
+                    (None, Some(format!("alarms: {}", a.errors.join(", "))))
+                }
+                Ok(a) => (Some(a.version), None),
+                Err(e) => (None, Some(e)),
+            };
+            EtcdMemberFacts {
+                name: probe.name,
+                endpoint: probe.endpoint,
+                version,
+                error,
+            }
+        })
+        .collect())
 }
 
 /// The newest snapshot with a kubemaint manifest in `dir` (by the manifest's `created`).

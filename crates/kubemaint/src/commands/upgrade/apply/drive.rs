@@ -19,8 +19,8 @@ use kubemaint_cluster::drain::{self, Clients};
 use kubemaint_cluster::exec::{ExecContext, ExecOutcome, NodeTarget};
 use kubemaint_cluster::nodes;
 use kubemaint_core::drain::config::{DrainConfig, NodeChoice, NodeOrder};
-use kubemaint_core::drain::filters::FilterOptions;
 use kubemaint_core::drain::stuck::StuckPolicy;
+use kubemaint_core::upgrade::apply::health::EtcdMembers;
 use kubemaint_core::upgrade::apply::{Action, NodeJob, StopReason, next};
 
 use super::ApplyConfig;
@@ -55,6 +55,8 @@ pub(super) struct Ctx<'a> {
     pub(super) stop: Arc<AtomicBool>,
     pub(super) pdb_version: &'static str,
     pub(super) snapshots: Vec<String>,
+    /// What the etcd members said at the last passed health gate.
+    pub(super) etcd_members: Option<EtcdMembers>,
     /// Wakes the waits when the cluster changes.
     pub(super) changes: Changes,
 }
@@ -339,9 +341,11 @@ async fn execute(
         } => wait::nodes(ctx, names, version, *control_plane)
             .await
             .map(|()| true),
-        Action::HealthGate { .. } => wait::health(ctx, &record.budgets_before)
-            .await
-            .map(|()| true),
+        Action::HealthGate { .. } => {
+            let members = wait::health(ctx, &record.budgets_before).await?;
+            ctx.etcd_members = Some(members);
+            Ok(true)
+        }
         // Run node by node by `run_commands`, which records each node's end.
         Action::RunCommands { .. } => Ok(true),
         Action::Done | Action::Stop { .. } => Ok(true),
@@ -352,16 +356,11 @@ async fn drain(ctx: &Ctx<'_>, names: &[String]) -> Result<(), StepError> {
     let first = names.first().map(String::as_str);
     let config = DrainConfig {
         nodes: NodeChoice::Names(names.to_vec()),
-        filters: FilterOptions {
-            force: false,
-            ignore_daemonsets: true,
-            delete_emptydir_data: true,
-            skip_wait_for_delete_timeout_seconds: 0,
-        },
-        disable_eviction: false,
-        grace_period_seconds: -1,
+        filters: ctx.config.pods.filters.clone(),
+        disable_eviction: ctx.config.pods.disable_eviction,
+        grace_period_seconds: ctx.config.pods.grace_period_seconds,
         timeout: ctx.config.drain_timeout,
-        pod_selector: None,
+        pod_selector: ctx.config.pods.pod_selector.clone(),
         chunk_size: 500,
         dry_run: None,
         max_concurrent_evictions: std::num::NonZeroUsize::new(50)

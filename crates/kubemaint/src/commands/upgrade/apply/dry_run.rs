@@ -43,6 +43,9 @@ pub(super) async fn dry_run(
                 } else {
                     String::new()
                 };
+                if let Some(via) = config.executor.via(&target) {
+                    lines.push(format!("    {prefix}on the node through `{via}`:"));
+                }
                 match config.executor.commands(&target) {
                     Ok(commands) => {
                         lines.extend(commands.iter().map(|c| format!("    {prefix}$ {c}")))

@@ -22,9 +22,11 @@ use kubemaint_core::upgrade::Version;
 use kubemaint_core::upgrade::releases::ReleaseIndex;
 
 use super::load_releases;
+use crate::commands::drain::args::{PodArgs, PodHandling, UPGRADE_DEFAULTS};
 use crate::commands::etcd::connection::ConnectionArgs;
 use crate::exit::CodedError;
 use crate::global::GlobalArgs;
+use kubemaint_etcd::client::ConnectionConfig;
 
 pub(super) const AFTER_HELP: &str = "\
 What it does, per hop of the plan (one minor at a time; kubelets the hop would push out of the
@@ -45,17 +47,34 @@ Executors:
   --executor command --command TEMPLATE   runs TEMPLATE locally with sh -c for each node;
       placeholders {node} {address} {version} {minor} {role} {first}, also in the environment
       as KUBEMAINT_NODE, KUBEMAINT_ADDRESS, ... ({address}: the node's InternalIP).
-  --executor ssh [--ssh-user U] [--ssh-identity KEY] [--address-map FILE] [--node-script FILE]
+  --executor ssh [--ssh-user U] [--ssh-identity KEY] [--ssh-port N] [--ssh-config FILE]
+               [--address-map FILE] [--node-script FILE]
       runs the built-in Debian/Ubuntu kubeadm commands on each node over the system's ssh
-      (your ~/.ssh/config, agent, ProxyJump and known_hosts apply; unknown host keys are
-      refused): pkgs.k8s.io repository switch to the minor, apt-mark unhold / apt-get update /
-      apt-get install -y kubeadm=VERSION / apt-mark hold, kubeadm upgrade plan + apply VERSION
-      --yes on the first control-plane node (kubeadm upgrade node elsewhere), then kubelet and
-      kubectl the same way, systemctl daemon-reload, systemctl restart kubelet (--dry-run lists
-      them). With sudo -n unless the login is root. The node is reached at its InternalIP, or
-      at the host an --address-map file gives (node=host lines). --node-script FILE runs your
-      script instead (its #! interpreter, else sh; KUBEMAINT_NODE/VERSION/MINOR/ROLE/FIRST in
-      its environment and as $1..$5).
+      (your ~/.ssh/config, or --ssh-config FILE as `ssh -F FILE`, which then replaces both
+      ~/.ssh/config and /etc/ssh/ssh_config; agent, ProxyJump and known_hosts apply; unknown
+      host keys are refused): pkgs.k8s.io repository switch to the minor, apt-mark unhold /
+      apt-get update / apt-get install -y kubeadm=VERSION / apt-mark hold, kubeadm upgrade
+      plan + apply VERSION --yes on the first control-plane node (kubeadm upgrade node
+      elsewhere), then kubelet and kubectl the same way, systemctl daemon-reload, systemctl
+      restart kubelet. Each command runs as `sudo -n COMMAND` unless the login is root (asked
+      with `id -u` on the node); --dry-run shows them as they would run for --ssh-user (with
+      sudo -n unless it is root). The node is reached at its InternalIP, or at the host an
+      --address-map file gives (node=host lines; the host may be a Host alias of the ssh
+      config). --node-script FILE runs your script instead (its #! interpreter, else sh;
+      KUBEMAINT_NODE/VERSION/MINOR/ROLE/FIRST in its environment and as $1..$5).
+
+Drains (kubectl drain's flags, same names and meanings as `kubemaint drain`): defaults safe for
+an upgrade: DaemonSet pods ignored (--ignore-daemonsets=false to refuse nodes running them);
+--delete-emptydir-data, --force and --disable-eviction off, so a pod with emptyDir data, a pod
+no controller recreates, or a PodDisruptionBudget is never lost or bypassed without asking: the
+drain stops at that node naming the pod and the flag (rerun with --resume and the flag).
+--grace-period (default: each pod's own), --pod-selector, --skip-wait-for-delete-timeout.
+
+etcd in the health gate: with --pki-dir, --kubeadm, --endpoints (or ETCDCTL_ENDPOINTS) every
+member is asked for its status (member list, leader, raft index, alarms): each must answer,
+without errors, as a voter agreeing on one leader. Without them, or when etcd cannot be
+reached from here, the members are reported unknown (not a failure) and the gate relies on
+the API server's /readyz/etcd.
 
 The run's state lives in the cluster (ConfigMap kube-system/kubemaint-upgrade-apply) and a
 Lease (same name) is held while it runs: a second apply is refused while the Lease is held and
@@ -108,6 +127,13 @@ pub struct ApplyArgs {
     /// `--executor ssh`: the private key to use (only it is offered).
     #[arg(long, value_name = "FILE")]
     ssh_identity: Option<PathBuf>,
+    /// `--executor ssh`: the port (`ssh -p`; default: the ssh config's, else 22).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    ssh_port: Option<u16>,
+    /// `--executor ssh`: an ssh config file read instead of ~/.ssh/config (`ssh -F`): Host
+    /// blocks with HostName, Port, User, ProxyJump, IdentityFile apply per node address.
+    #[arg(long, value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
     /// `--executor ssh`: node=host lines; listed nodes are reached at that host instead of
     /// their InternalIP.
     #[arg(long, value_name = "FILE")]
@@ -153,7 +179,13 @@ pub struct ApplyArgs {
     /// The Lease's duration: a run not renewing it for this long is taken over.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = kubemaint_core::duration::parse)]
     lease_duration: Duration,
-    /// etcd connection for the snapshot (as `etcd snapshot save`).
+    /// How the drains treat pods: kubectl drain's flags. Defaults for an upgrade: DaemonSet
+    /// pods ignored; --force, --delete-emptydir-data and --disable-eviction off (a pod they
+    /// would lose stops the drain, naming the pod and the flag).
+    #[command(flatten)]
+    pods: PodArgs,
+    /// etcd connection for the snapshot (as `etcd snapshot save`) and for the health gate,
+    /// which asks every member for its status when one of these (or ETCDCTL_ENDPOINTS) is given.
     #[command(flatten)]
     etcd: ConnectionArgs,
 }
@@ -186,6 +218,11 @@ pub struct ApplyConfig {
     pub health_timeout: Duration,
     /// Lease duration.
     pub lease_duration: Duration,
+    /// How the drains treat pods.
+    pub pods: PodHandling,
+    /// The etcd connection the health gate asks every member through; `None` when no etcd
+    /// flag (nor `ETCDCTL_ENDPOINTS`) was given: the gate then has only `/readyz/etcd`.
+    pub etcd_members: Option<ConnectionConfig>,
 }
 
 impl ApplyArgs {
@@ -201,6 +238,8 @@ impl ApplyArgs {
             for (flag, given) in [
                 ("--ssh-user", self.ssh_user.is_some()),
                 ("--ssh-identity", self.ssh_identity.is_some()),
+                ("--ssh-port", self.ssh_port.is_some()),
+                ("--ssh-config", self.ssh_config.is_some()),
                 ("--address-map", self.address_map.is_some()),
                 ("--node-script", self.node_script.is_some()),
             ] {
@@ -222,18 +261,29 @@ impl ApplyArgs {
                     .map_err(|e| CodedError::usage(format!("--command: {e}")))?;
                 Box::new(CommandExecutor::new(template))
             }
-            ExecutorKind::Ssh => Box::new(ssh_executor(
-                self.ssh_user,
-                self.ssh_identity,
-                self.address_map.as_deref(),
-                self.node_script.as_deref(),
-            )?),
+            ExecutorKind::Ssh => Box::new(ssh_executor(SshFlags {
+                user: self.ssh_user,
+                identity: self.ssh_identity,
+                port: self.ssh_port,
+                config: self.ssh_config,
+                address_map: self.address_map,
+                node_script: self.node_script,
+            })?),
         };
         if self.max_unavailable == 0 {
             return Err(CodedError::usage(
                 "--max-unavailable must be at least 1 (1: one worker at a time)",
             ));
         }
+        let asked = self.etcd.pki_dir.is_some()
+            || self.etcd.kubeadm.is_some()
+            || !self.etcd.endpoints.is_empty()
+            || std::env::var_os("ETCDCTL_ENDPOINTS").is_some();
+        let etcd_members = if asked {
+            Some(self.etcd.clone().resolve()?)
+        } else {
+            None
+        };
         let snapshot = match (self.no_snapshot, self.backup_dir) {
             (true, _) => None,
             (false, Some(dir)) => {
@@ -275,18 +325,25 @@ impl ApplyArgs {
             node_timeout: self.node_timeout,
             health_timeout: self.health_timeout,
             lease_duration: self.lease_duration,
+            pods: self.pods.resolve(UPGRADE_DEFAULTS),
+            etcd_members,
         })
     }
 }
 
-/// The ssh executor from its flags (files read and checked here: bad input exits 2).
-fn ssh_executor(
+/// The ssh executor's flags.
+struct SshFlags {
     user: Option<String>,
     identity: Option<PathBuf>,
-    address_map: Option<&std::path::Path>,
-    node_script: Option<&std::path::Path>,
-) -> anyhow::Result<SshExecutor> {
-    let addresses = match address_map {
+    port: Option<u16>,
+    config: Option<PathBuf>,
+    address_map: Option<PathBuf>,
+    node_script: Option<PathBuf>,
+}
+
+/// The ssh executor from its flags (files read and checked here: bad input exits 2).
+fn ssh_executor(flags: SshFlags) -> anyhow::Result<SshExecutor> {
+    let addresses = match &flags.address_map {
         None => Default::default(),
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -295,25 +352,36 @@ fn ssh_executor(
                 .map_err(|e| CodedError::usage(format!("--address-map {}: {e}", path.display())))?
         }
     };
-    let script = match node_script {
+    let script = match &flags.node_script {
         None => None,
         Some(path) => Some(NodeScript {
-            path: path.to_path_buf(),
+            path: path.clone(),
             text: std::fs::read_to_string(path)
                 .map_err(|e| CodedError::usage(format!("--node-script {}: {e}", path.display())))?,
         }),
     };
-    if let Some(key) = &identity
-        && !key.is_file()
-    {
-        return Err(CodedError::usage(format!(
-            "--ssh-identity {}: no such file",
-            key.display()
-        )));
+    for (flag, file) in [
+        ("--ssh-identity", &flags.identity),
+        ("--ssh-config", &flags.config),
+    ] {
+        if let Some(file) = file {
+            // Read now: ssh would only say so at the first node, after the run has begun.
+            std::fs::File::open(file)
+                .and_then(|f| {
+                    if f.metadata()?.is_file() {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::other("not a file"))
+                    }
+                })
+                .map_err(|e| CodedError::usage(format!("{flag} {}: {e}", file.display())))?;
+        }
     }
     Ok(SshExecutor::new(SshOptions {
-        user,
-        identity,
+        user: flags.user,
+        identity: flags.identity,
+        port: flags.port,
+        config_file: flags.config,
         addresses,
         script,
         ..SshOptions::default()

@@ -199,6 +199,7 @@ pub(super) async fn run(config: ApplyConfig, global: &GlobalArgs) -> anyhow::Res
         stop: stop.clone(),
         pdb_version,
         snapshots: Vec::new(),
+        etcd_members: None,
         changes: Changes::start(&client_for_changes, pdb_version),
     };
     let started = Instant::now();
@@ -240,6 +241,7 @@ pub(super) async fn run(config: ApplyConfig, global: &GlobalArgs) -> anyhow::Res
         jobs_total: record.plan.job_count(),
         left_cordoned: left_cordoned.clone(),
         snapshots: ctx.snapshots.clone(),
+        etcd_members: ctx.etcd_members.clone(),
         log_file: log.path().display().to_string(),
         plan: record.plan.clone(),
         steps,
@@ -361,6 +363,12 @@ fn print_summary(report: &Report) {
     );
     for snapshot in &report.snapshots {
         println!("  etcd snapshot: {snapshot}");
+    }
+    if let Some(members) = &report.etcd_members {
+        println!(
+            "  last health gate: {}",
+            kubemaint_core::upgrade::apply::health::etcd_members_summary(members)
+        );
     }
     match report.failed_nodes.as_slice() {
         [] => {}

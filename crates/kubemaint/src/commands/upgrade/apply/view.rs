@@ -207,6 +207,10 @@ pub struct Report {
     /// The etcd snapshot taken, if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<String>,
+    /// The etcd members as the last passed health gate saw them (`state`: `not-asked`,
+    /// `unreachable` with a `reason`, or `asked` with every member's status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd_members: Option<kubemaint_core::upgrade::apply::health::EtcdMembers>,
     /// The run log.
     pub log_file: String,
     /// The plan.

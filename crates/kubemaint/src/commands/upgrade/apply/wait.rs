@@ -14,11 +14,14 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use kubemaint_cluster::apply::observe;
 use kubemaint_core::upgrade::Version;
-use kubemaint_core::upgrade::apply::health::{ApiserverAnswer, health_missing, wait_missing};
+use kubemaint_core::upgrade::apply::health::{
+    ApiserverAnswer, EtcdMembers, etcd_members_summary, health_missing, wait_missing,
+};
 use tokio::sync::Notify;
 
 use super::drive::{Ctx, StepError};
 use super::view::RunLog;
+use crate::commands::upgrade::checks::etcd_members_health;
 
 /// The longest a wait goes without looking again when no watch event came (etcd's health and
 /// an API server's `/version` have no watch; a watch may be reconnecting).
@@ -167,17 +170,25 @@ pub(super) async fn nodes(
     })
 }
 
-/// The health gate: nodes Ready, control-plane pods Ready, `/readyz/etcd`, every
-/// PodDisruptionBudget back at its healthy count of before the run (`budgets_before`).
+/// The health gate: nodes Ready, control-plane pods Ready, `/readyz/etcd`, the etcd members
+/// asked directly when an etcd connection is configured (unknown, not a failure, when they
+/// cannot be reached), every PodDisruptionBudget back at its healthy count of before the run
+/// (`budgets_before`). Returns what the etcd members said when the gate passed.
 pub(super) async fn health(
     ctx: &Ctx<'_>,
     budgets_before: &BTreeMap<String, i32>,
-) -> Result<(), StepError> {
+) -> Result<EtcdMembers, StepError> {
+    let last = std::sync::Mutex::new(EtcdMembers::NotAsked);
     let check = || async {
-        match observe::health(&ctx.client, ctx.pdb_version).await {
+        let members = etcd_members_health(ctx.config.etcd_members.as_ref()).await;
+        let missing = match observe::health(&ctx.client, ctx.pdb_version, members.clone()).await {
             Ok(facts) => health_missing(&facts, budgets_before),
             Err(e) => vec![format!("cannot read the cluster's health ({e})")],
+        };
+        if let Ok(mut last) = last.lock() {
+            *last = members;
         }
+        missing
     };
     until(
         &ctx.changes,
@@ -196,7 +207,13 @@ pub(super) async fn health(
                 missing.join("; ")
             ),
         )
-    })
+    })?;
+    let members = last.into_inner().unwrap_or(EtcdMembers::NotAsked);
+    ctx.log.say(&format!(
+        "  health gate passed; {}",
+        etcd_members_summary(&members)
+    ));
+    Ok(members)
 }
 
 /// Retries `f` on errors until `deadline` (the API server restarts while its own node is
