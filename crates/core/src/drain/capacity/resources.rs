@@ -15,7 +15,14 @@ fn add_quantities(
     q: Option<&BTreeMap<String, Quantity>>,
 ) -> Result<(), QuantityError> {
     for (k, v) in q.into_iter().flatten() {
-        *into.entry(k.clone()).or_default() += parse_milli(&v.0)?;
+        let v = parse_milli(&v.0)?;
+        // The key is copied only the first time (this runs for every pod of the cluster).
+        match into.get_mut(k) {
+            Some(e) => *e += v,
+            None => {
+                into.insert(k.clone(), v);
+            }
+        }
     }
     Ok(())
 }
@@ -49,8 +56,12 @@ pub fn pod_requests(pod: &Pod) -> Result<Resources, QuantityError> {
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(total);
     };
+    // App containers add up: straight into the total, no map per container.
     for c in &spec.containers {
-        sum_into(&mut total, &container_requests(c)?);
+        add_quantities(
+            &mut total,
+            c.resources.as_ref().and_then(|r| r.requests.as_ref()),
+        )?;
     }
     let mut sidecars = Resources::new();
     let mut init_max = Resources::new();
