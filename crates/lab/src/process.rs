@@ -249,22 +249,68 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// A free TCP port on 127.0.0.1, never one this process handed out before.
+/// A free TCP port on 127.0.0.1, never one this process handed out before, and outside the
+/// kernel's ephemeral range.
 ///
-/// A port is bound and released, and its user binds it a moment later; remembering every port
-/// given out keeps two allocations in one process (two labs in one test binary, or a peer and a
-/// client port asked for separately) from ever getting the same number.
+/// A port is bound and released, and its user binds it a moment later (a controller-manager:
+/// tens of seconds later, once the API servers are up); remembering every port given out keeps
+/// two allocations in one process (two labs in one test binary, or a peer and a client port
+/// asked for separately) from ever getting the same number. The kernel's own pick (`bind` to
+/// port 0) comes from the ephemeral range, which every outgoing connection on the machine draws
+/// its local port from too; one taking the port in between made the component fail with
+/// "bind: address already in use" (seen under load). So ports come from [`listen_range`], from
+/// a start that differs per process and call, each checked by binding it.
 pub fn free_port() -> std::io::Result<u16> {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        if !given.contains(&port) {
+    let (low, high) = listen_range(ephemeral_range());
+    let span = u32::from(high - low) + 1;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default()
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    for step in 0..span {
+        let port = low + ((seed.wrapping_add(step)) % span) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             given.push(port);
             return Ok(port);
         }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free port on 127.0.0.1 between {low} and {high}"),
+    ))
+}
+
+/// The kernel's ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`; Linux's default
+/// 32768-60999 when it cannot be read).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut parts = text.split_whitespace().map(|p| p.parse::<u16>());
+            match (parts.next(), parts.next()) {
+                (Some(Ok(low)), Some(Ok(high))) if low <= high => Some((low, high)),
+                _ => None,
+            }
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// Where the lab's listening ports are picked, given the ephemeral range: below it from 10000
+/// (at least 1000 ports), else above it, else (a range covering nearly everything) 10000-65535
+/// as the lesser evil.
+fn listen_range((low, high): (u16, u16)) -> (u16, u16) {
+    if low >= 11_000 {
+        (10_000, low - 1)
+    } else if high <= 64_535 {
+        (high + 1, 65_535)
+    } else {
+        (10_000, 65_535)
     }
 }
 
@@ -281,5 +327,35 @@ pub fn strip_etcdctl_env(cmd: &mut std::process::Command) {
         if key.to_string_lossy().starts_with("ETCDCTL_") {
             cmd.env_remove(key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_ports_stay_out_of_the_ephemeral_range() {
+        // (ephemeral range, where listening ports are picked)
+        for (ephemeral, listen) in [
+            ((32768, 60999), (10_000, 32767)),
+            ((49152, 65535), (10_000, 49151)),
+            ((1024, 40000), (40001, 65535)),
+            ((1024, 65535), (10_000, 65535)),
+        ] {
+            assert_eq!(listen_range(ephemeral), listen, "{ephemeral:?}");
+        }
+        let (low, high) = ephemeral_range();
+        let ports = free_ports(50).unwrap();
+        for port in &ports {
+            assert!(
+                *port < low || *port > high,
+                "{port} is in the ephemeral range {low}-{high}"
+            );
+        }
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "a port handed out twice");
     }
 }
