@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::bbolt::write::{DbWriter, WriteOptions};
 use std::io::{Cursor, Write};
