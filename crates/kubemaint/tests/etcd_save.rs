@@ -4,118 +4,17 @@
 //!
 //! Needs `kubemaint-lab prepare` (the tests fail, naming what is missing, if it was not run).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kubemaint_lab::binaries::{Binaries, EtcdVersion};
+use common::*;
+use kubemaint_lab::binaries::EtcdVersion;
 use kubemaint_lab::etcd::{EtcdOptions, EtcdServer};
 use kubemaint_lab::pki::Pki;
 use sha2::{Digest, Sha256};
-
-const KUBEMAINT: &str = env!("CARGO_BIN_EXE_kubemaint");
-
-fn binaries() -> Binaries {
-    Binaries::locate().unwrap_or_else(|e| panic!("real etcd binaries are needed: {e}"))
-}
-
-fn start(version: EtcdVersion, dir: &Path, extra: &[&str]) -> EtcdServer {
-    let mut opts = EtcdOptions::new(version, dir);
-    opts.extra_args = extra.iter().map(|s| s.to_string()).collect();
-    EtcdServer::start(&binaries(), opts)
-        .unwrap_or_else(|e| panic!("cannot start etcd {}: {e}", version.as_str()))
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Writes Kubernetes-shaped keys through etcdctl: a few hundred objects via `etcdctl txn`
-/// (128 puts per transaction), then updates and deletes so there is history.
-fn seed(etcd: &EtcdServer) {
-    for batch in 0..3 {
-        // etcdctl txn's interactive format: compares, blank line, success ops, blank line,
-        // failure ops, blank line.
-        let mut script = String::from("\n");
-        for i in 0..100 {
-            let (res, ns) = match i % 4 {
-                0 => ("pods", "default"),
-                1 => ("configmaps", "kube-system"),
-                2 => ("secrets", "demo"),
-                _ => ("services/specs", "default"),
-            };
-            let value = format!("kind={res};n={i};pad={}", "x".repeat(200 + i * 7));
-            script.push_str(&format!(
-                "put /registry/{res}/{ns}/obj-{batch}-{i} {value}\n"
-            ));
-        }
-        script.push_str("\n\n");
-        let mut child = etcd
-            .etcdctl()
-            .arg("txn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn etcdctl txn");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("SUCCESS"),
-            "etcdctl txn failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    run_ok(
-        etcd.etcdctl()
-            .args(["put", "/registry/pods/default/obj-0-0", "updated"]),
-    );
-    run_ok(
-        etcd.etcdctl()
-            .args(["del", "/registry/secrets/demo/obj-1-2"]),
-    );
-    run_ok(
-        etcd.etcdctl()
-            .args(["put", "/registry/minions/node-1", "{\"kind\":\"Node\"}"]),
-    );
-}
-
-fn kubemaint(args: &[&str]) -> Output {
-    Command::new(KUBEMAINT)
-        .args(args)
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .env_remove("ETCDCTL_CACERT")
-        .env_remove("ETCDCTL_CERT")
-        .env_remove("ETCDCTL_KEY")
-        .output()
-        .expect("run kubemaint")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn save_args<'a>(etcd: &'a EtcdServer, pki: &'a str, file: &'a str) -> Vec<&'a str> {
     vec![
@@ -131,25 +30,15 @@ fn save_args<'a>(etcd: &'a EtcdServer, pki: &'a str, file: &'a str) -> Vec<&'a s
     ]
 }
 
-/// `etcdutl snapshot status -w json` (3.5.1): hash, revision, totalKey, totalSize.
-fn etcdutl_status(file: &Path) -> serde_json::Value {
-    let out = run_ok(
-        Command::new(binaries().etcdutl())
-            .args(["snapshot", "status", "-w", "json"])
-            .arg(file),
-    );
-    serde_json::from_slice(&out.stdout).expect("etcdutl status json")
-}
-
 fn check_save_against_etcdctl(version: EtcdVersion) {
     let dir = tempfile::tempdir().unwrap();
-    let etcd = start(version, dir.path(), &[]);
-    seed(&etcd);
+    let etcd = start_etcd_version(version, dir.path());
+    seed_txn(&etcd);
     let pki = etcd.pki.dir.display().to_string();
     let ours = dir.path().join("ours.db");
     let theirs = dir.path().join("etcdctl.db");
 
-    let out = kubemaint(&save_args(&etcd, &pki, ours.to_str().unwrap()));
+    let out = kubemaint(&[], &save_args(&etcd, &pki, ours.to_str().unwrap()));
     assert!(
         out.status.success(),
         "kubemaint save failed: {}",
@@ -225,7 +114,7 @@ fn check_save_against_etcdctl(version: EtcdVersion) {
     let mut args = save_args(&etcd, &pki, again.to_str().unwrap());
     args.push("--verify-hash-kv");
     args.extend(["-o", "json"]);
-    let out = kubemaint(&args);
+    let out = kubemaint(&[], &args);
     assert!(
         out.status.success(),
         "save --verify-hash-kv failed: {}",
@@ -254,11 +143,6 @@ fn save_matches_etcdctl_on_etcd_3_5() {
     check_save_against_etcdctl(EtcdVersion::V3_5);
 }
 
-/// A free loopback port, never one handed out before in this test binary.
-fn free_port() -> u16 {
-    kubemaint_lab::process::free_port().expect("a free loopback port")
-}
-
 fn assert_fails_with(out: &Output, needles: &[&str], file: &Path) {
     assert!(!out.status.success(), "should fail: {}", text(out));
     assert_eq!(out.status.code(), Some(1), "{}", text(out));
@@ -276,7 +160,7 @@ fn assert_fails_with(out: &Output, needles: &[&str], file: &Path) {
 #[test]
 fn connection_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
-    let etcd = start(EtcdVersion::V3_4, dir.path(), &[]);
+    let etcd = start_etcd_version(EtcdVersion::V3_4, dir.path());
     let other = Pki::at(dir.path().join("other-pki"));
     other.generate().expect("second PKI");
     let (ca, cert, key) = etcd.client_tls();
@@ -286,20 +170,23 @@ fn connection_errors_are_clear() {
     let s = |p: &Path| p.display().to_string();
 
     // A CA that did not sign etcd's server certificate.
-    let out = kubemaint(&[
-        "etcd",
-        "snapshot",
-        "save",
-        f,
-        "--endpoints",
-        &etcd.client_url,
-        "--cacert",
-        &s(&other.etcd_ca()),
-        "--cert",
-        &s(&cert),
-        "--key",
-        &s(&key),
-    ]);
+    let out = kubemaint(
+        &[],
+        &[
+            "etcd",
+            "snapshot",
+            "save",
+            f,
+            "--endpoints",
+            &etcd.client_url,
+            "--cacert",
+            &s(&other.etcd_ca()),
+            "--cert",
+            &s(&cert),
+            "--key",
+            &s(&key),
+        ],
+    );
     assert_fails_with(
         &out,
         &["is not trusted", "--cacert", &s(&other.etcd_ca())],
@@ -307,20 +194,23 @@ fn connection_errors_are_clear() {
     );
 
     // A client certificate from another CA.
-    let out = kubemaint(&[
-        "etcd",
-        "snapshot",
-        "save",
-        f,
-        "--endpoints",
-        &etcd.client_url,
-        "--cacert",
-        &s(&ca),
-        "--cert",
-        &s(&other_cert),
-        "--key",
-        &s(&other_key),
-    ]);
+    let out = kubemaint(
+        &[],
+        &[
+            "etcd",
+            "snapshot",
+            "save",
+            f,
+            "--endpoints",
+            &etcd.client_url,
+            "--cacert",
+            &s(&ca),
+            "--cert",
+            &s(&other_cert),
+            "--key",
+            &s(&other_key),
+        ],
+    );
     assert_fails_with(
         &out,
         &["rejected our client certificate", &s(&other_cert)],
@@ -328,30 +218,36 @@ fn connection_errors_are_clear() {
     );
 
     // No client certificate at all.
-    let out = kubemaint(&[
-        "etcd",
-        "snapshot",
-        "save",
-        f,
-        "--endpoints",
-        &etcd.client_url,
-        "--cacert",
-        &s(&ca),
-    ]);
+    let out = kubemaint(
+        &[],
+        &[
+            "etcd",
+            "snapshot",
+            "save",
+            f,
+            "--endpoints",
+            &etcd.client_url,
+            "--cacert",
+            &s(&ca),
+        ],
+    );
     assert_fails_with(&out, &["requires a client certificate", "--pki-dir"], &file);
 
     // Nothing listening.
     let dead = format!("https://127.0.0.1:{}", free_port());
-    let out = kubemaint(&[
-        "etcd",
-        "snapshot",
-        "save",
-        f,
-        "--endpoints",
-        &dead,
-        "--pki-dir",
-        &s(&etcd.pki.dir),
-    ]);
+    let out = kubemaint(
+        &[],
+        &[
+            "etcd",
+            "snapshot",
+            "save",
+            f,
+            "--endpoints",
+            &dead,
+            "--pki-dir",
+            &s(&etcd.pki.dir),
+        ],
+    );
     assert_fails_with(
         &out,
         &["cannot connect to etcd at", &dead, "connection refused"],
@@ -359,7 +255,10 @@ fn connection_errors_are_clear() {
     );
 
     // A --pki-dir that is not one: a usage error (exit 2) naming what was looked for.
-    let out = kubemaint(&["etcd", "snapshot", "save", f, "--pki-dir", &s(dir.path())]);
+    let out = kubemaint(
+        &[],
+        &["etcd", "snapshot", "save", f, "--pki-dir", &s(dir.path())],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("etcd/ca.crt"),
@@ -372,7 +271,7 @@ fn connection_errors_are_clear() {
 #[test]
 fn connection_sources_env_kubeadm_and_several_endpoints() {
     let dir = tempfile::tempdir().unwrap();
-    let etcd = start(EtcdVersion::V3_5, dir.path(), &[]);
+    let etcd = start_etcd_version(EtcdVersion::V3_5, dir.path());
     run_ok(
         etcd.etcdctl()
             .args(["put", "/registry/pods/default/a", "1"]),
@@ -419,14 +318,17 @@ fn connection_sources_env_kubeadm_and_several_endpoints() {
     )
     .unwrap();
     let file = dir.path().join("kubeadm.db");
-    let out = kubemaint(&[
-        "etcd",
-        "snapshot",
-        "save",
-        file.to_str().unwrap(),
-        "--no-progress",
-        &format!("--kubeadm={}", manifest.display()),
-    ]);
+    let out = kubemaint(
+        &[],
+        &[
+            "etcd",
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+            "--no-progress",
+            &format!("--kubeadm={}", manifest.display()),
+        ],
+    );
     assert!(
         out.status.success(),
         "--kubeadm save failed: {}",
@@ -436,20 +338,23 @@ fn connection_sources_env_kubeadm_and_several_endpoints() {
 
     // --insecure-skip-tls-verify (only when asked): no CA, still a client certificate.
     let file = dir.path().join("insecure.db");
-    let out = kubemaint(&[
-        "etcd",
-        "snapshot",
-        "save",
-        file.to_str().unwrap(),
-        "--no-progress",
-        "--endpoints",
-        &etcd.client_url,
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--insecure-skip-tls-verify",
-    ]);
+    let out = kubemaint(
+        &[],
+        &[
+            "etcd",
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+            "--no-progress",
+            "--endpoints",
+            &etcd.client_url,
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--insecure-skip-tls-verify",
+        ],
+    );
     assert!(
         out.status.success(),
         "--insecure-skip-tls-verify save failed: {}",
@@ -464,17 +369,20 @@ fn connection_sources_env_kubeadm_and_several_endpoints() {
     // Several endpoints, one dead: the live voting member is chosen and named.
     let dead = format!("https://127.0.0.1:{}", free_port());
     let file = dir.path().join("multi.db");
-    let out = kubemaint(&[
-        "etcd",
-        "snapshot",
-        "save",
-        file.to_str().unwrap(),
-        "--no-progress",
-        "--endpoints",
-        &format!("{dead},{}", etcd.client_url),
-        "--pki-dir",
-        &etcd.pki.dir.display().to_string(),
-    ]);
+    let out = kubemaint(
+        &[],
+        &[
+            "etcd",
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+            "--no-progress",
+            "--endpoints",
+            &format!("{dead},{}", etcd.client_url),
+            "--pki-dir",
+            &etcd.pki.dir.display().to_string(),
+        ],
+    );
     assert!(
         out.status.success(),
         "multi-endpoint save failed: {}",
@@ -491,42 +399,6 @@ fn connection_sources_env_kubeadm_and_several_endpoints() {
         "{}",
         text(&out)
     );
-}
-
-/// Grows the database to about `mib` MiB through etcdctl (1 MiB values; old revisions are kept).
-fn grow(etcd: &EtcdServer, mib: usize) {
-    let value: Vec<u8> = (0..1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8 | 1)
-        .collect();
-    let value = String::from_utf8_lossy(&value).replace('\u{FFFD}', "x");
-    let value = &value[..1_000_000.min(value.len())];
-    let mut children = Vec::new();
-    for i in 0..mib {
-        let mut c = etcd
-            .etcdctl()
-            .args(["put", &format!("/registry/configmaps/big/cm-{}", i % 8)])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
-        children.push(c);
-        if children.len() == 4 {
-            for c in children.drain(..) {
-                let out = c.wait_with_output().unwrap();
-                assert!(
-                    out.status.success(),
-                    "etcdctl put: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-    }
-    for c in children {
-        assert!(c.wait_with_output().unwrap().status.success());
-    }
 }
 
 /// Starts a save and returns once more than 8 MiB have reached FILE.part.
@@ -563,7 +435,7 @@ fn start_save_and_wait_for_streaming(
 #[test]
 fn killed_save_leaves_nothing_at_file() {
     let dir = tempfile::tempdir().unwrap();
-    let etcd = start(EtcdVersion::V3_5, dir.path(), &[]);
+    let etcd = start_etcd_version(EtcdVersion::V3_5, dir.path());
     grow(&etcd, 160);
     let file = dir.path().join("big.db");
     let part = dir.path().join("big.db.part");
@@ -596,7 +468,7 @@ fn killed_save_leaves_nothing_at_file() {
     );
 
     // The next save removes the leftover and completes.
-    let out = kubemaint(&save_args(&etcd, &pki, file.to_str().unwrap()));
+    let out = kubemaint(&[], &save_args(&etcd, &pki, file.to_str().unwrap()));
     assert!(
         out.status.success(),
         "save after kill failed: {}",
@@ -615,32 +487,10 @@ fn killed_save_leaves_nothing_at_file() {
     );
 }
 
-/// `etcdctl endpoint status -w json` of one endpoint: (member id, leader id, is learner).
-fn endpoint_status(etcd: &EtcdServer, url: &str) -> Option<(u64, u64, bool)> {
-    // Not `etcd.etcdctl()`: a second --endpoints would be appended to its own.
-    let (ca, cert, key) = etcd.client_tls();
-    let out = Command::new(binaries().etcdctl(EtcdVersion::V3_5))
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={url}"))
-        .arg(format!("--cacert={}", ca.display()))
-        .arg(format!("--cert={}", cert.display()))
-        .arg(format!("--key={}", key.display()))
-        .args(["endpoint", "status", "-w", "json"])
-        .output()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let s = &v[0]["Status"];
-    Some((
-        s["header"]["member_id"].as_u64()?,
-        s["leader"].as_u64()?,
-        s["isLearner"].as_bool().unwrap_or(false),
-    ))
-}
-
 #[test]
 fn several_members_prefers_a_voting_follower_and_never_a_learner() {
     let dir = tempfile::tempdir().unwrap();
-    let a = start(EtcdVersion::V3_5, &dir.path().join("a"), &[]);
+    let a = start_etcd_version(EtcdVersion::V3_5, &dir.path().join("a"));
     run_ok(a.etcdctl().args(["put", "/registry/pods/default/a", "1"]));
     // Every member shares a's PKI (server and peer certificates are for 127.0.0.1).
     let copy_pki = |to: &Path| {
@@ -720,18 +570,21 @@ fn several_members_prefers_a_voting_follower_and_never_a_learner() {
     let pki = a.pki.dir.display().to_string();
     let file = dir.path().join("multi.db");
     let endpoints = format!("{c_client},{leader_url},{follower}");
-    let out = kubemaint(&[
-        "etcd",
-        "snapshot",
-        "save",
-        file.to_str().unwrap(),
-        "--no-progress",
-        "--endpoints",
-        &endpoints,
-        "--pki-dir",
-        &pki,
-        "--verify-hash-kv",
-    ]);
+    let out = kubemaint(
+        &[],
+        &[
+            "etcd",
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+            "--no-progress",
+            "--endpoints",
+            &endpoints,
+            "--pki-dir",
+            &pki,
+            "--verify-hash-kv",
+        ],
+    );
     assert!(
         out.status.success(),
         "save from a 3-member cluster failed: {}",
@@ -765,16 +618,19 @@ fn several_members_prefers_a_voting_follower_and_never_a_learner() {
 
     // Only the learner given: refused, saying why.
     let file = dir.path().join("learner.db");
-    let out = kubemaint(&[
-        "etcd",
-        "snapshot",
-        "save",
-        file.to_str().unwrap(),
-        "--endpoints",
-        &c_client,
-        "--pki-dir",
-        &pki,
-    ]);
+    let out = kubemaint(
+        &[],
+        &[
+            "etcd",
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+            "--endpoints",
+            &c_client,
+            "--pki-dir",
+            &pki,
+        ],
+    );
     assert_fails_with(
         &out,
         &["no healthy voting etcd member", "is a learner"],
