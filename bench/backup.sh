@@ -16,61 +16,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${1:-1200}
 runs=${RUNS:-3}
-cache=${KUBEMAINT_LAB_CACHE:-$HOME/.cache/kubemaint-lab}
-etcd=$cache/etcd-v3.5.1/etcd
-etcdctl=$cache/etcd-v3.5.1/etcdctl
 garage=${KUBEMAINT_GARAGE_BIN:-${KUBEMAINT_GARAGE_CACHE:-$HOME/.cache/kubemaint-garage}/2.5.0/bin/garage}
-for b in "$etcd" "$etcdctl" "$garage" /usr/bin/time /usr/bin/openssl; do
-  [ -x "$b" ] || { echo "missing $b: run kubemaint-lab prepare and scripts/build-garage.sh (and apt-get install time openssl)" >&2; exit 2; }
-done
-if [ -z "${KUBEMAINT_BIN:-}" ]; then
-  cargo build --release -p kubemaint -q
-  km=${CARGO_TARGET_DIR:-target}/release/kubemaint
-else
-  km=$KUBEMAINT_BIN
-fi
-
-work=$(mktemp -d /tmp/kubemaint-bench-backup.XXXXXX)
-data=${KEEP_DIR:-$work/etcd}
-etcd_pid=
-garage_pid=
-cleanup() {
-  [ -n "$etcd_pid" ] && kill "$etcd_pid" 2>/dev/null
-  [ -n "$garage_pid" ] && kill "$garage_pid" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# A kubeadm-shaped PKI: pki/etcd/{ca,server,healthcheck-client}.{crt,key} (EC P-256).
-pki=$work/pki
-mkdir -p "$pki/etcd"
-gen() { # name cn ext
-  openssl ecparam -name prime256v1 -genkey -noout -out "$pki/etcd/$1.key" 2>/dev/null
-  openssl req -new -key "$pki/etcd/$1.key" -subj "/CN=$2" -out "$work/$1.csr" 2>/dev/null
-  printf '%s\n' "$3" >"$work/$1.ext"
-  openssl x509 -req -in "$work/$1.csr" -CA "$pki/etcd/ca.crt" -CAkey "$pki/etcd/ca.key" \
-    -CAcreateserial -days 2 -extfile "$work/$1.ext" -out "$pki/etcd/$1.crt" 2>/dev/null
-}
-openssl ecparam -name prime256v1 -genkey -noout -out "$pki/etcd/ca.key" 2>/dev/null
-openssl req -x509 -new -key "$pki/etcd/ca.key" -subj "/CN=etcd-ca" -days 2 -out "$pki/etcd/ca.crt" 2>/dev/null
-gen server bench-etcd "subjectAltName=IP:127.0.0.1,DNS:localhost
-extendedKeyUsage=serverAuth,clientAuth"
-gen healthcheck-client kube-etcd-healthcheck-client "extendedKeyUsage=clientAuth"
-
-cport=$(free_port); pport=$(free_port)
-url=https://127.0.0.1:$cport
-"$etcd" --name bench --data-dir "$data" --listen-client-urls "$url" --advertise-client-urls "$url" \
-  --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-  --initial-cluster "bench=http://127.0.0.1:$pport" --client-cert-auth \
-  --trusted-ca-file "$pki/etcd/ca.crt" --cert-file "$pki/etcd/server.crt" --key-file "$pki/etcd/server.key" \
-  --quota-backend-bytes $((16 * 1024 * 1024 * 1024)) --snapshot-count 100000 >"$work/etcd.log" 2>&1 &
-etcd_pid=$!
-tls=(--cacert "$pki/etcd/ca.crt" --cert "$pki/etcd/healthcheck-client.crt" --key "$pki/etcd/healthcheck-client.key")
-ctl() { ETCDCTL_API=3 "$etcdctl" --endpoints "$url" "${tls[@]}" "$@"; }
-for _ in $(seq 100); do ctl endpoint health >/dev/null 2>&1 && break; sleep 0.2; done
-ctl endpoint health >/dev/null || { echo "etcd did not start:"; tail "$work/etcd.log"; exit 1; }
+[ -x "$garage" ] || { echo "missing $garage: run scripts/build-garage.sh" >&2; exit 2; }
+. bench/lib.sh
+bench_init backup
+start_etcd "${KEEP_DIR:-$work/etcd}"
 
 # Garage: one node, layout applied, one bucket, one key (as crates/lab/src/garage.rs does).
 gdir=$work/garage
@@ -96,7 +46,7 @@ admin_token = "bench-admin-token"
 TOML
 g() { "$garage" -c "$gdir/garage.toml" "$@"; }
 "$garage" -c "$gdir/garage.toml" server >"$gdir/garage.log" 2>&1 &
-garage_pid=$!
+pids+=($!)
 for _ in $(seq 150); do g status >/dev/null 2>&1 && break; sleep 0.2; done
 g status >/dev/null || { echo "garage did not start:"; tail "$gdir/garage.log"; exit 1; }
 node=$(g node id -q | cut -d@ -f1)
@@ -109,48 +59,7 @@ export AWS_SECRET_ACCESS_KEY=$(sed -n 's/^Secret key:[[:space:]]*//p' <<<"$key")
 export AWS_ENDPOINT_URL=http://127.0.0.1:$s3 AWS_REGION=garage
 g bucket allow --read --write --owner bench --key "$AWS_ACCESS_KEY_ID" >/dev/null
 
-have=$(ctl endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["dbSize"])')
-if [ "$have" -lt $((size_mb * 1024 * 1024 * 9 / 10)) ]; then
-  echo "filling etcd to ~${size_mb} MiB through etcdctl txn (100 puts each, 4 in parallel)..."
-  start=$(date +%s)
-  python3 - "$size_mb" "$etcdctl" "$url" "$pki" <<'PY'
-import os, random, subprocess, sys, base64
-from concurrent.futures import ThreadPoolExecutor
-target, etcdctl, url, pki = int(sys.argv[1]) * 1024 * 1024, sys.argv[2], sys.argv[3], sys.argv[4]
-rnd = random.Random(1)
-kinds = ["pods", "configmaps", "secrets", "events", "leases", "replicasets", "endpointslices", "services/specs"]
-def script(batch):
-    lines, size = ["", ], 0
-    for i in range(100):
-        kind = kinds[(batch * 100 + i) % len(kinds)]
-        ns = "ns-%d" % (rnd.randrange(40))
-        n = rnd.randrange(2048, 8193)
-        value = base64.b64encode(rnd.randbytes(n * 3 // 4)).decode()[:n]
-        lines.append("put /registry/%s/%s/obj-%d-%d %s" % (kind, ns, batch, i, value))
-        size += n + 60
-    lines += ["", "", ""]
-    return "\n".join(lines), size
-def run(s):
-    env = dict(os.environ, ETCDCTL_API="3")
-    subprocess.run([etcdctl, "--endpoints", url, "--cacert", pki + "/etcd/ca.crt",
-                    "--cert", pki + "/etcd/healthcheck-client.crt", "--key", pki + "/etcd/healthcheck-client.key",
-                    "txn"], input=s.encode(), stdout=subprocess.DEVNULL, check=True, env=env)
-written, batch = 0, 0
-with ThreadPoolExecutor(4) as pool:
-    futs = []
-    while written < target:
-        s, n = script(batch)
-        futs.append(pool.submit(run, s))
-        written += n
-        batch += 1
-        if len(futs) >= 16:
-            for f in futs: f.result()
-            futs = []
-    for f in futs: f.result()
-PY
-  echo "filled in $(( $(date +%s) - start )) s"
-fi
-ctl endpoint status -w table
+fill_etcd "$size_mb"
 
 # An age x25519 recipient from age-keygen (Debian package `age`) if present, else a passphrase
 # (scrypt costs once per file; the stream cipher per byte is the same ChaCha20-Poly1305).
@@ -163,22 +72,6 @@ else
   enc=(--passphrase-file "$work/pass")
   enc_what="age scrypt passphrase (age-keygen not installed)"
 fi
-
-measure() { # label cmd...
-  local label=$1; shift
-  sync
-  /usr/bin/time -v "$@" >"$work/$label.out" 2>"$work/$label.time" || { cat "$work/$label.out" "$work/$label.time"; exit 1; }
-  local wall rss
-  wall=$(python3 - "$work/$label.time" <<'PY'
-import sys, re
-t = open(sys.argv[1]).read()
-m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", t)
-print(int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3)))
-PY
-)
-  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/$label.time")
-  echo "$wall $rss"
-}
 
 echo "load before the runs: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 declare -a ew er kw kr
