@@ -17,7 +17,6 @@
 //! empty directory, possibly a mount point, inside it) and renamed into place at the end, so a
 //! failure (including a SHA-256 mismatch found while writing) leaves the target as it was. The
 //! SHA-256 is computed on a second thread while the database is rewritten.
-
 //!
 //! The steps are here; `plan.rs` decides (flags, membership, the revision bump), `staging.rs` owns
 //! the staging directories, `db.rs` writes the database, WAL and `.snap`.

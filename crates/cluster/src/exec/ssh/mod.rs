@@ -19,9 +19,12 @@
 //! also runs `kubeadm upgrade node` at the control plane's current version, which leaves the
 //! node's configuration as it is. A job that knew it only moves the kubelet could use
 //! [`NodeRole::KubeletOnly`] and skip kubeadm.
+//!
+//! The executor is here; `inputs.rs` reads the address map and the node script, `remote.rs` runs
+//! the commands over a session.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -29,11 +32,14 @@ use kubemaint_core::upgrade::apply::{NodeJob, Role};
 use kubemaint_core::upgrade::node_commands::{
     NodeCommandOptions, NodeCommandsError, NodeRole, node_commands, shell_join,
 };
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use openssh::{KnownHosts, Session, SessionBuilder};
 
-use super::{
-    ExecContext, ExecError, ExecOutcome, Executor, NodeTarget, OutputSink, Stream, TAIL_LINES, pump,
-};
+use super::{ExecContext, ExecError, ExecOutcome, Executor, NodeTarget};
+
+mod inputs;
+mod remote;
+
+pub use inputs::{NodeScript, parse_address_map};
 
 /// Why the ssh executor could not be set up or could not reach a node (the source of
 /// [`ExecError::Connect`]).
@@ -108,77 +114,6 @@ pub enum SshError {
         source: std::io::Error,
     },
 }
-
-/// `node=host` lines: where to reach nodes whose InternalIP is not the ssh address.
-///
-/// Blank lines and lines starting with `#` are skipped; spaces around `=` are allowed; the host
-/// may be anything `ssh` accepts as a destination host (a name from `~/.ssh/config`, an IP).
-pub fn parse_address_map(text: &str) -> Result<BTreeMap<String, String>, SshError> {
-    let mut map = BTreeMap::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let bad = || SshError::AddressMapLine {
-            line: i + 1,
-            text: raw.to_string(),
-        };
-        let (node, host) = line.split_once('=').ok_or_else(bad)?;
-        let (node, host) = (node.trim(), host.trim());
-        if node.is_empty() || host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(bad());
-        }
-        if map.insert(node.to_string(), host.to_string()).is_some() {
-            return Err(SshError::AddressMapDuplicate {
-                line: i + 1,
-                node: node.to_string(),
-            });
-        }
-    }
-    Ok(map)
-}
-
-/// The user's own script, run on each node instead of the built-in commands.
-///
-/// It runs as one command: with the interpreter of its `#!` line (else `sh`) as
-/// `INTERPRETER -c SCRIPT kubemaint-node-script NODE VERSION MINOR ROLE FIRST`, under
-/// `env KUBEMAINT_NODE=… KUBEMAINT_VERSION=… KUBEMAINT_MINOR=… KUBEMAINT_ROLE=…
-/// KUBEMAINT_FIRST=…` (the `command` executor's names), with `sudo -n` when the login is not
-/// root. Its exit status is the node's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeScript {
-    /// Where it was read from (for reports).
-    pub path: PathBuf,
-    /// Its text.
-    pub text: String,
-}
-
-impl NodeScript {
-    /// Reads a script file.
-    pub fn read(path: &Path) -> Result<Self, SshError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SshError::Script {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            text,
-        })
-    }
-
-    /// The interpreter words from the `#!` line (`#!/usr/bin/env bash` → `/usr/bin/env bash`).
-    fn interpreter(&self) -> Vec<String> {
-        self.text
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("#!"))
-            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| vec!["sh".to_string()])
-    }
-}
-
 /// How the executor connects.
 #[derive(Debug, Clone, Default)]
 pub struct SshOptions {
@@ -482,243 +417,5 @@ impl Executor for SshExecutor {
         })
     }
 }
-
-impl SshExecutor {
-    async fn run_all(
-        &self,
-        session: &Session,
-        job: &NodeJob,
-        address: &str,
-        argvs: &[Vec<String>],
-        cx: ExecContext<'_>,
-    ) -> Result<ExecOutcome, ExecError> {
-        let privilege = Self::privilege(session, address)
-            .await
-            .map_err(|e| connect_error(job, address, e))?;
-        for (i, argv) in argvs.iter().enumerate() {
-            let shown = self.display(argv, privilege);
-            if cx.stopping() {
-                return Ok(ExecOutcome::Stopped {
-                    remaining: argvs[i..]
-                        .iter()
-                        .map(|a| self.display(a, privilege))
-                        .collect(),
-                });
-            }
-            run_remote(session, &job.node, argv, privilege, &shown, cx.log).await?;
-        }
-        Ok(ExecOutcome::Completed)
-    }
-}
-
-/// Runs one command on the node, streaming its lines to `log`.
-async fn run_remote(
-    session: &Session,
-    node: &str,
-    argv: &[String],
-    privilege: Privilege,
-    shown: &str,
-    log: &dyn OutputSink,
-) -> Result<(), ExecError> {
-    let io = |source: std::io::Error| ExecError::Io {
-        node: node.to_string(),
-        command: shown.to_string(),
-        source,
-    };
-    let ssh = |e: openssh::Error| io(std::io::Error::other(e));
-    log.command(node, shown);
-    let words = remote_words(argv, privilege);
-    let mut command = session.command(&words[0]);
-    command
-        .args(&words[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().await.map_err(ssh)?;
-    let (Some(stdout), Some(stderr)) = (child.stdout().take(), child.stderr().take()) else {
-        return Err(io(std::io::Error::other("no output pipes")));
-    };
-    let tail = std::sync::Mutex::new(VecDeque::with_capacity(TAIL_LINES));
-    let (out, err) = tokio::join!(
-        pump(stdout, node, Stream::Stdout, log, &tail),
-        pump(stderr, node, Stream::Stderr, log, &tail)
-    );
-    out.map_err(io)?;
-    err.map_err(io)?;
-    let status = match child.wait().await {
-        Ok(status) => status,
-        // The process mux reports a remote exit 255 like a dropped connection.
-        Err(openssh::Error::Disconnected) => {
-            return Err(failed(
-                node,
-                shown,
-                "exit status 255 or connection lost".into(),
-                tail,
-            ));
-        }
-        Err(e) => return Err(ssh(e)),
-    };
-    if status.success() {
-        return Ok(());
-    }
-    let status = match status.code() {
-        Some(code) => format!("exit status {code}"),
-        None => status.to_string(),
-    };
-    Err(failed(node, shown, status, tail))
-}
-
-fn failed(
-    node: &str,
-    shown: &str,
-    status: String,
-    tail: std::sync::Mutex<VecDeque<String>>,
-) -> ExecError {
-    ExecError::Failed {
-        node: node.to_string(),
-        command: shown.to_string(),
-        status,
-        tail: tail.into_inner().unwrap_or_default().into_iter().collect(),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use kubemaint_core::upgrade::Version;
-
-    use super::*;
-
-    fn job(role: Role, first: bool) -> NodeJob {
-        NodeJob {
-            node: "cp-1".into(),
-            role,
-            version: Version::parse("v1.29.3").unwrap(),
-            first,
-        }
-    }
-
-    #[test]
-    fn address_maps() {
-        let map = parse_address_map("# nodes\n\ncp-1 = 10.0.0.1\nworker-1=bastion-w1\n").unwrap();
-        assert_eq!(map["cp-1"], "10.0.0.1");
-        assert_eq!(map["worker-1"], "bastion-w1");
-        assert!(matches!(
-            parse_address_map("cp-1 10.0.0.1"),
-            Err(SshError::AddressMapLine { line: 1, .. })
-        ));
-        assert!(matches!(
-            parse_address_map("a=1\na=2"),
-            Err(SshError::AddressMapDuplicate { line: 2, .. })
-        ));
-        assert!(matches!(
-            parse_address_map("a=x y"),
-            Err(SshError::AddressMapLine { .. })
-        ));
-    }
-
-    #[test]
-    fn roles_and_shown_commands() {
-        assert_eq!(
-            node_role(&job(Role::ControlPlane, true)),
-            NodeRole::FirstControlPlane
-        );
-        assert_eq!(
-            node_role(&job(Role::ControlPlane, false)),
-            NodeRole::ControlPlane
-        );
-        assert_eq!(node_role(&job(Role::Worker, false)), NodeRole::Worker);
-        let ex = SshExecutor::new(SshOptions::default());
-        let target = NodeTarget {
-            job: job(Role::ControlPlane, true),
-            address: Some("10.0.0.1".into()),
-        };
-        assert_eq!(ex.via(&target).unwrap(), "ssh 10.0.0.1");
-        let shown = ex.commands(&target).unwrap();
-        assert!(shown[0].starts_with("sudo -n sh -c "), "{}", shown[0]);
-        assert!(shown.contains(&"sudo -n kubeadm upgrade apply v1.29.3 --yes".to_string()));
-        assert_eq!(shown.last().unwrap(), "sudo -n systemctl restart kubelet");
-        let root = SshExecutor::new(SshOptions {
-            user: Some("root".into()),
-            ..SshOptions::default()
-        });
-        assert_eq!(
-            root.commands(&target).unwrap().last().unwrap(),
-            "systemctl restart kubelet"
-        );
-        // What --dry-run shows is what runs: the same words, sudo -n only for a non-root login.
-        let argv: Vec<String> = ["kubeadm", "upgrade", "node"].map(String::from).to_vec();
-        assert_eq!(
-            remote_words(&argv, Privilege::Sudo),
-            ["sudo", "-n", "kubeadm", "upgrade", "node"]
-        );
-        assert_eq!(remote_words(&argv, Privilege::Root), argv);
-        let admin = SshExecutor::new(SshOptions {
-            user: Some("admin".into()),
-            port: Some(2222),
-            config_file: Some("/etc/km/ssh config".into()),
-            identity: Some("/root/.ssh/km".into()),
-            addresses: [("cp-1".to_string(), "bastion-cp1".to_string())].into(),
-            ..SshOptions::default()
-        });
-        assert_eq!(admin.dry_run_privilege(), Privilege::Sudo);
-        assert_eq!(root.dry_run_privilege(), Privilege::Root);
-        assert_eq!(
-            admin.via(&target).unwrap(),
-            "ssh -F '/etc/km/ssh config' -p 2222 -i /root/.ssh/km admin@bastion-cp1"
-        );
-        assert!(
-            admin
-                .commands(&target)
-                .unwrap()
-                .iter()
-                .all(|c| c.starts_with("sudo -n ")),
-        );
-    }
-
-    #[test]
-    fn a_script_replaces_the_built_in_commands() {
-        let ex = SshExecutor::new(SshOptions {
-            script: Some(NodeScript {
-                path: "/srv/up.sh".into(),
-                text: "#!/usr/bin/env bash\necho $1\n".into(),
-            }),
-            ..SshOptions::default()
-        });
-        let argvs = ex.argvs(&job(Role::Worker, false)).unwrap();
-        assert_eq!(argvs.len(), 1);
-        let argv = &argvs[0];
-        assert_eq!(
-            argv[..6],
-            [
-                "env",
-                "KUBEMAINT_NODE=cp-1",
-                "KUBEMAINT_VERSION=v1.29.3",
-                "KUBEMAINT_MINOR=1.29",
-                "KUBEMAINT_ROLE=worker",
-                "KUBEMAINT_FIRST=false"
-            ]
-        );
-        assert_eq!(argv[6..9], ["/usr/bin/env", "bash", "-c"]);
-        assert_eq!(
-            argv[10..],
-            [
-                "kubemaint-node-script",
-                "cp-1",
-                "v1.29.3",
-                "1.29",
-                "worker",
-                "false"
-            ]
-        );
-        let shown = ex.display(argv, Privilege::Sudo);
-        assert!(
-            shown.contains("-c \"$(cat /srv/up.sh)\" kubemaint-node-script cp-1"),
-            "{shown}"
-        );
-        let plain = NodeScript {
-            path: "x".into(),
-            text: "echo hi".into(),
-        };
-        assert_eq!(plain.interpreter(), ["sh"]);
-    }
-}
+mod tests;
