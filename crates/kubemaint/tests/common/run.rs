@@ -1,5 +1,6 @@
 //! Running kubemaint (and other commands) from a test, and waiting on a condition.
 
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -83,4 +84,20 @@ pub fn wait_for<T>(
     describe: impl Fn() -> String,
 ) -> T {
     poll(what, timeout, Duration::from_millis(100), check, describe)
+}
+
+/// Asserts that a kubemaint run failed with exit 1, that its stderr names every one of `needles`,
+/// and that nothing was left at `file`.
+pub fn assert_fails_with(out: &Output, needles: &[&str], file: &Path) {
+    assert!(!out.status.success(), "should fail: {}", text(out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for n in needles {
+        assert!(
+            stderr.contains(n),
+            "stderr should mention {n:?}: {}",
+            text(out)
+        );
+    }
+    assert!(!file.exists(), "nothing may be left at {}", file.display());
 }
