@@ -258,6 +258,7 @@ fn job(i: usize) -> NodeJob {
         role,
         version: Version::parse("v1.29.3").unwrap(),
         first,
+        kubelet_only: false,
     }
 }
 

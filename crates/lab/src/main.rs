@@ -147,6 +147,11 @@ enum NodeCmd {
         /// The first control-plane node (`kubeadm upgrade apply`): also the cluster-level objects.
         #[arg(long, requires = "kubernetes_version")]
         first: bool,
+        /// What the upgrade covers, as `kubemaint upgrade apply`'s `{role}` says: `control-plane`
+        /// or `worker` (checked against the node), or `kubelet-only` (a catch-up: only the
+        /// kubelet moves to --kubernetes-version, a control plane stays as it is).
+        #[arg(long, requires = "kubernetes_version", value_parser = ["control-plane", "worker", "kubelet-only"])]
+        role: Option<String>,
         /// How long each restarted component, and then the node, may take to be healthy (seconds).
         #[arg(long, default_value_t = 120)]
         timeout_secs: u64,
@@ -393,6 +398,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     node,
                     kubernetes_version: Some(version),
                     first,
+                    role,
                     timeout_secs,
                     dir,
                     ..
@@ -405,6 +411,9 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 version: version.clone(),
                 first,
                 timeout: Duration::from_secs(timeout_secs),
+                role: role
+                    .as_deref()
+                    .and_then(kubemaint_lab::upgrade::UpgradeRole::parse),
             };
             let lines = kubemaint_lab::upgrade::upgrade_node(&dir, &req)
                 .await

@@ -15,6 +15,11 @@
 //! CoreDNS images. Then, on every node, the kubelet: it restarts at the new version and the
 //! upgrade waits until the node is Ready at it.
 //!
+//! With [`UpgradeRole::KubeletOnly`] (`--role kubelet-only`, what `kubemaint upgrade apply`'s
+//! `{role}` says for a catch-up kubelet) only the kubelet moves, as `kubeadm upgrade node phase
+//! kubelet-config` and the kubelet package do: a control-plane node's static pods stay as they
+//! are. `--role control-plane|worker` is checked against the node.
+//!
 //! Tests make a node's upgrade fail on purpose with `KUBEMAINT_LAB_FAIL_UPGRADE=NODE[,NODE...]`:
 //! the command then fails before changing anything on that node.
 
@@ -50,6 +55,23 @@ pub enum UpgradeError {
         /// The node.
         node: String,
     },
+    /// `--role` does not fit the node.
+    #[error(
+        "{node} is a {actual} node, not a {role} one: check the `{{role}}` of the command template"
+    )]
+    RoleMismatch {
+        /// The node.
+        node: String,
+        /// The role given.
+        role: &'static str,
+        /// What the node is.
+        actual: &'static str,
+    },
+    /// `first` with a kubelet-only upgrade.
+    #[error(
+        "--first upgrades the cluster-level objects with a control plane; a kubelet-only upgrade of {0} has none"
+    )]
+    FirstKubeletOnly(String),
     /// `first` on a worker.
     #[error(
         "{0} is a worker: --first is for the first control-plane node (where `kubeadm upgrade apply` runs)"
@@ -96,6 +118,38 @@ impl From<StateError> for UpgradeError {
     }
 }
 
+/// What a node's upgrade covers, as the `{role}` placeholder of `kubemaint upgrade apply` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeRole {
+    /// The whole control-plane node (checked: the node must be one).
+    ControlPlane,
+    /// A worker (checked: the node must be one).
+    Worker,
+    /// Only the kubelet, on any node (a catch-up: the control plane already runs the version).
+    KubeletOnly,
+}
+
+impl UpgradeRole {
+    /// `control-plane`, `worker` or `kubelet-only`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "control-plane" => Some(Self::ControlPlane),
+            "worker" => Some(Self::Worker),
+            "kubelet-only" => Some(Self::KubeletOnly),
+            _ => None,
+        }
+    }
+
+    /// The word `parse` reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ControlPlane => "control-plane",
+            Self::Worker => "worker",
+            Self::KubeletOnly => "kubelet-only",
+        }
+    }
+}
+
 /// What to upgrade.
 #[derive(Debug, Clone)]
 pub struct NodeUpgrade {
@@ -107,6 +161,8 @@ pub struct NodeUpgrade {
     pub first: bool,
     /// How long each component, and then the node, may take to become healthy.
     pub timeout: Duration,
+    /// What the upgrade covers (`None`: the whole node, whatever it is).
+    pub role: Option<UpgradeRole>,
 }
 
 impl NodeUpgrade {
@@ -117,6 +173,7 @@ impl NodeUpgrade {
             version: version.into(),
             first: false,
             timeout: Duration::from_secs(120),
+            role: None,
         }
     }
 }
@@ -138,10 +195,34 @@ pub async fn upgrade_node(dir: &Path, req: &NodeUpgrade) -> Result<Vec<String>, 
     if req.first && !spec.control_plane {
         return Err(UpgradeError::FirstOnWorker(req.node.clone()));
     }
+    let actual = if spec.control_plane {
+        UpgradeRole::ControlPlane
+    } else {
+        UpgradeRole::Worker
+    };
+    let kubelet_only = match req.role {
+        Some(UpgradeRole::KubeletOnly) if req.first => {
+            return Err(UpgradeError::FirstKubeletOnly(req.node.clone()));
+        }
+        Some(UpgradeRole::KubeletOnly) => true,
+        Some(role) if role != actual => {
+            return Err(UpgradeError::RoleMismatch {
+                node: req.node.clone(),
+                role: role.as_str(),
+                actual: actual.as_str(),
+            });
+        }
+        _ => false,
+    };
     let mut report = Vec::new();
     let lab = Lab::open(dir)?;
     let client = lab.client().await?;
-    if spec.control_plane {
+    if spec.control_plane && kubelet_only {
+        report.push(format!(
+            "control plane: not touched (kubelet only; it runs {})",
+            state.control_plane_version(&spec)
+        ));
+    } else if spec.control_plane {
         let from = state.control_plane_version(&spec).to_string();
         let (Ok(f), Ok(t)) = (
             kubemaint_core::upgrade::Version::parse(&from),

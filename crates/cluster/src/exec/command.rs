@@ -1,8 +1,10 @@
 //! The `command` executor: a command template run locally through `sh -c` for each node.
 //!
 //! Placeholders: `{node}`, `{address}`, `{version}` (`v1.20.2`), `{minor}` (`1.20`), `{role}`
-//! (`control-plane` or `worker`) and `{first}` (`true` on the first control-plane node of a
-//! hop, which runs `kubeadm upgrade apply`). Values are shell-quoted when they need it. The same
+//! (`control-plane` or `worker`; `kubelet-only` for a catch-up, a kubelet moved to the control
+//! plane's current version before any API server moves: only the kubelet's configuration and
+//! package change, whatever else the node runs) and `{first}` (`true` on the first
+//! control-plane node of a hop, which runs `kubeadm upgrade apply`). Values are shell-quoted when they need it. The same
 //! values are in the environment as `KUBEMAINT_NODE`, `KUBEMAINT_ADDRESS`, `KUBEMAINT_VERSION`,
 //! `KUBEMAINT_MINOR`, `KUBEMAINT_ROLE` and `KUBEMAINT_FIRST` for scripts.
 //!
@@ -145,7 +147,7 @@ fn values(target: &NodeTarget) -> [(&'static str, String); 6] {
         ("address", target.address.clone().unwrap_or_default()),
         ("version", job.version.to_string()),
         ("minor", job.minor().to_string()),
-        ("role", job.role.as_str().to_string()),
+        ("role", job.role_word().to_string()),
         ("first", job.first.to_string()),
     ]
 }
@@ -280,6 +282,7 @@ mod tests {
                 role: Role::ControlPlane,
                 version: Version::parse("v1.20.2").unwrap(),
                 first: true,
+                kubelet_only: false,
             },
             address: address.map(str::to_string),
         }
@@ -307,6 +310,17 @@ mod tests {
             })
         );
         assert_eq!(CommandTemplate::parse("  "), Err(TemplateError::Empty));
+        // A catch-up moves only the kubelet: {role} says so, whatever the node runs.
+        let mut catch_up = target(None);
+        catch_up.job.kubelet_only = true;
+        catch_up.job.first = false;
+        assert_eq!(
+            CommandTemplate::parse("{role} {first}")
+                .unwrap()
+                .render(&catch_up)
+                .unwrap(),
+            "kubelet-only false"
+        );
         assert_eq!(shell_quote("a b'c"), "'a b'\\''c'");
         assert_eq!(shell_quote(""), "''");
     }

@@ -13,7 +13,15 @@
 //!    `apt-mark hold kubeadm` (held so that an unrelated `apt upgrade` cannot move it);
 //! 3. the first control-plane node: `kubeadm upgrade plan vX.Y.Z` then
 //!    `kubeadm upgrade apply vX.Y.Z --yes` (`--yes`: non-interactive); every other node
-//!    (control plane or worker): `kubeadm upgrade node`;
+//!    (control plane or worker): `kubeadm upgrade node` (phases `preflight`, `control-plane`
+//!    "if any", `kubelet-config`: on a worker it only refreshes the kubelet configuration);
+//!    a kubelet moved on its own ([`NodeRole::KubeletOnly`], the plan's catch-up to the control
+//!    plane's current version): `kubeadm upgrade node phase kubelet-config` only — it writes
+//!    the kubelet configuration of the cluster's `kubernetesVersion` (the ConfigMap
+//!    `kubelet-config-1.X` before 1.24), and touches no static pod and no certificate, on a
+//!    control-plane node too (`kubeadm upgrade node phase kubelet-config --help`, v1.20.2:
+//!    "kubeadm uses the KubernetesVersion field in the kubeadm-config ConfigMap to determine
+//!    what the _desired_ kubelet version is");
 //! 4. after the drain: the same unhold / update / install / hold for kubelet and kubectl, then
 //!    `systemctl daemon-reload` and `systemctl restart kubelet`.
 //!
@@ -46,8 +54,10 @@ pub enum NodeRole {
     ControlPlane,
     /// A worker: `kubeadm upgrade node` (its kubelet configuration).
     Worker,
-    /// Only the kubelet moves (a kubelet the plan moves first to stay within the skew window):
-    /// the repository switch, then kubelet and kubectl; no kubeadm.
+    /// Only the kubelet moves (a kubelet the plan moves first to stay within the skew window,
+    /// to the control plane's current version): the repository switch, kubeadm at that version,
+    /// `kubeadm upgrade node phase kubelet-config` (the kubelet configuration only: no static
+    /// pod, no certificate renewal, even on a control-plane node), then kubelet and kubectl.
     KubeletOnly,
 }
 
@@ -257,12 +267,7 @@ pub fn node_commands(
             &["sh", "-c", &script, "sh", source],
         ));
     }
-    match role {
-        NodeRole::KubeletOnly => {}
-        NodeRole::FirstControlPlane | NodeRole::ControlPlane | NodeRole::Worker => {
-            package_steps(&mut out, CommandStage::Kubeadm, &["kubeadm"], version);
-        }
-    }
+    package_steps(&mut out, CommandStage::Kubeadm, &["kubeadm"], version);
     match role {
         NodeRole::FirstControlPlane => {
             out.push(NodeCommand::new(
@@ -286,7 +291,11 @@ pub fn node_commands(
             "upgrade this node's kubelet configuration",
             &["kubeadm", "upgrade", "node"],
         )),
-        NodeRole::KubeletOnly => {}
+        NodeRole::KubeletOnly => out.push(NodeCommand::new(
+            CommandStage::Kubeadm,
+            "write the kubelet configuration of the cluster's version (nothing else on this node)",
+            &["kubeadm", "upgrade", "node", "phase", "kubelet-config"],
+        )),
     }
     package_steps(
         &mut out,
@@ -393,15 +402,14 @@ mod tests {
             ),
             (NodeRole::ControlPlane, &["kubeadm upgrade node"]),
             (NodeRole::Worker, &["kubeadm upgrade node"]),
-            (NodeRole::KubeletOnly, &[]),
+            (
+                NodeRole::KubeletOnly,
+                &["kubeadm upgrade node phase kubelet-config"],
+            ),
         ];
         for (role, upgrade) in table {
             let mut want: Vec<String> = Vec::new();
-            if role == NodeRole::KubeletOnly {
-                want.push(kubeadm[0].into());
-            } else {
-                want.extend(kubeadm.iter().map(|s| s.to_string()));
-            }
+            want.extend(kubeadm.iter().map(|s| s.to_string()));
             want.extend(upgrade.iter().map(|s| s.to_string()));
             want.extend(KUBELET_129.iter().map(|s| s.to_string()));
             assert_eq!(lines(role, "v1.29.3"), want, "{role}");
@@ -551,16 +559,21 @@ mod tests {
             let pos = |s: &str| shells.iter().position(|l| l.starts_with(s));
             proptest::prop_assert_eq!(shells.last().unwrap(), "systemctl restart kubelet");
             proptest::prop_assert_eq!(pos("sh -c").is_some(), minor >= 24);
+            let upgrade = pos("kubeadm upgrade").unwrap();
+            proptest::prop_assert!(pos("apt-mark hold kubeadm").unwrap() < upgrade);
+            proptest::prop_assert!(upgrade < pos("apt-mark unhold kubelet").unwrap());
+            proptest::prop_assert_eq!(
+                shells.iter().filter(|l| l.starts_with("kubeadm upgrade apply")).count(),
+                usize::from(role == NodeRole::FirstControlPlane)
+            );
+            // A kubelet-only move never reaches the static pods (no `upgrade node` control-plane
+            // phase, no certificate renewal): only the kubelet-config phase runs.
+            let kubeadm_runs: Vec<&String> =
+                shells.iter().filter(|l| l.starts_with("kubeadm upgrade")).collect();
             if role == NodeRole::KubeletOnly {
-                proptest::prop_assert!(pos("kubeadm").is_none() && pos("apt-mark unhold kubeadm").is_none());
+                proptest::prop_assert_eq!(kubeadm_runs, vec!["kubeadm upgrade node phase kubelet-config"]);
             } else {
-                let upgrade = pos("kubeadm upgrade").unwrap();
-                proptest::prop_assert!(pos("apt-mark hold kubeadm").unwrap() < upgrade);
-                proptest::prop_assert!(upgrade < pos("apt-mark unhold kubelet").unwrap());
-                proptest::prop_assert_eq!(
-                    shells.iter().filter(|l| l.starts_with("kubeadm upgrade apply")).count(),
-                    usize::from(role == NodeRole::FirstControlPlane)
-                );
+                proptest::prop_assert!(kubeadm_runs.iter().all(|l| !l.contains("phase")));
             }
             for (i, c) in cmds.iter().enumerate() {
                 if c.argv[..2] == ["apt-mark", "unhold"] {

@@ -14,11 +14,10 @@
 //! as they arrive; a non-zero exit stops the node's commands with [`ExecError::Failed`] naming
 //! node, command, exit status and the last lines.
 //!
-//! Note for the orchestration: a [`NodeJob`](kubemaint_core::upgrade::apply::NodeJob) says
-//! control plane or worker and `first`; a catch-up kubelet (the plan's first phase) therefore
-//! also runs `kubeadm upgrade node` at the control plane's current version, which leaves the
-//! node's configuration as it is. A job that knew it only moves the kubelet could use
-//! [`NodeRole::KubeletOnly`] and skip kubeadm.
+//! Which built-in commands run is [`NodeJob::node_role`]: `kubeadm upgrade apply` on the first
+//! control-plane node of a hop, `kubeadm upgrade node` on the others and on workers, and for a
+//! catch-up kubelet (the plan's moves before any API server, `kubelet_only`) only
+//! `kubeadm upgrade node phase kubelet-config` and the kubelet package ([`NodeRole::KubeletOnly`]).
 //!
 //! The executor is here; `inputs.rs` reads the address map and the node script, `remote.rs` runs
 //! the commands over a session.
@@ -28,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use kubemaint_core::upgrade::apply::{NodeJob, Role};
+use kubemaint_core::upgrade::apply::NodeJob;
 use kubemaint_core::upgrade::node_commands::{
     NodeCommandOptions, NodeCommandsError, NodeRole, node_commands, shell_join,
 };
@@ -158,11 +157,7 @@ pub enum Privilege {
 
 /// The built-in role of a job.
 pub fn node_role(job: &NodeJob) -> NodeRole {
-    match (job.role, job.first) {
-        (Role::ControlPlane, true) => NodeRole::FirstControlPlane,
-        (Role::ControlPlane, false) => NodeRole::ControlPlane,
-        (Role::Worker, _) => NodeRole::Worker,
-    }
+    job.node_role()
 }
 
 impl SshExecutor {
@@ -188,7 +183,7 @@ impl SshExecutor {
                 ("NODE", job.node.clone()),
                 ("VERSION", job.version.to_string()),
                 ("MINOR", job.minor().to_string()),
-                ("ROLE", job.role.as_str().to_string()),
+                ("ROLE", job.role_word().to_string()),
                 ("FIRST", job.first.to_string()),
             ] {
                 argv.push(format!("KUBEMAINT_{name}={value}"));
@@ -201,7 +196,7 @@ impl SshExecutor {
                 job.node.clone(),
                 job.version.to_string(),
                 job.minor().to_string(),
-                job.role.as_str().to_string(),
+                job.role_word().to_string(),
                 job.first.to_string(),
             ]);
             return Ok(vec![argv]);

@@ -1,6 +1,7 @@
 //! Address maps, roles, the commands shown, and a script in place of the built-in commands.
 
 use kubemaint_core::upgrade::Version;
+use kubemaint_core::upgrade::apply::Role;
 
 use super::*;
 
@@ -10,6 +11,7 @@ fn job(role: Role, first: bool) -> NodeJob {
         role,
         version: Version::parse("v1.29.3").unwrap(),
         first,
+        kubelet_only: false,
     }
 }
 
@@ -43,6 +45,13 @@ fn roles_and_shown_commands() {
         NodeRole::ControlPlane
     );
     assert_eq!(node_role(&job(Role::Worker, false)), NodeRole::Worker);
+    for role in [Role::ControlPlane, Role::Worker] {
+        let catch_up = NodeJob {
+            kubelet_only: true,
+            ..job(role, false)
+        };
+        assert_eq!(node_role(&catch_up), NodeRole::KubeletOnly);
+    }
     let ex = SshExecutor::new(SshOptions::default());
     let target = NodeTarget {
         job: job(Role::ControlPlane, true),

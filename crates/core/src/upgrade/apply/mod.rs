@@ -35,6 +35,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::node_commands::NodeRole;
 use super::plan::{Phase as PlanPhase, UpgradePlan};
 use super::skew::Component;
 use super::version::{Minor, Version};
@@ -80,12 +81,39 @@ pub struct NodeJob {
     /// The first control-plane node of a hop: it runs `kubeadm upgrade apply` (which also
     /// upgrades the cluster-wide add-ons); every other node runs `kubeadm upgrade node`.
     pub first: bool,
+    /// Only the kubelet moves (a catch-up: a kubelet the hop would push out of the skew window,
+    /// moved to the control plane's current version before any API server moves). The node's
+    /// control plane, if any, is already at `version` and is not touched.
+    #[serde(default)]
+    pub kubelet_only: bool,
 }
 
 impl NodeJob {
     /// The job's minor (`1.20`), the `{minor}` placeholder.
     pub fn minor(&self) -> Minor {
         self.version.minor_of()
+    }
+
+    /// What the node's built-in commands do: `kubeadm upgrade apply` on the first
+    /// control-plane node, `kubeadm upgrade node` on the others and on workers, and for a
+    /// catch-up only the kubelet (its configuration and package).
+    pub fn node_role(&self) -> NodeRole {
+        match (self.kubelet_only, self.role, self.first) {
+            (true, _, _) => NodeRole::KubeletOnly,
+            (false, Role::ControlPlane, true) => NodeRole::FirstControlPlane,
+            (false, Role::ControlPlane, false) => NodeRole::ControlPlane,
+            (false, Role::Worker, _) => NodeRole::Worker,
+        }
+    }
+
+    /// The `{role}` placeholder: `control-plane` or `worker` for a node's upgrade to the hop's
+    /// version, `kubelet-only` for a catch-up (whatever the node runs besides its kubelet).
+    pub fn role_word(&self) -> &'static str {
+        if self.kubelet_only {
+            NodeRole::KubeletOnly.as_str()
+        } else {
+            self.role.as_str()
+        }
     }
 }
 
@@ -186,6 +214,7 @@ impl ApplyPlan {
                             role,
                             version: version.clone(),
                             first: false,
+                            kubelet_only: true,
                         })
                         .collect(),
                     version,
@@ -204,6 +233,7 @@ impl ApplyPlan {
                             role: Role::ControlPlane,
                             version: step.version.clone(),
                             first: i == 0,
+                            kubelet_only: false,
                         })
                         .collect(),
                 });
@@ -220,6 +250,7 @@ impl ApplyPlan {
                             role: Role::Worker,
                             version: step.version.clone(),
                             first: false,
+                            kubelet_only: false,
                         })
                         .collect(),
                 });

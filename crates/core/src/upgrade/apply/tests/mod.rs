@@ -98,6 +98,23 @@ fn a_multi_minor_target_follows_the_chain_and_catches_old_kubelets_up_first() {
             "Workers worker v1.21.14: w-1,w-2,w-3",
         ]
     );
+    // The catch-up moves only the kubelet (`{role}` kubelet-only, the built-in commands'
+    // kubelet-config phase); every other job is a whole node's upgrade.
+    for stage in &plan.stages {
+        for job in &stage.jobs {
+            let catch_up = stage.kind == StageKind::CatchUp;
+            assert_eq!(job.kubelet_only, catch_up, "{job:?}");
+            assert_eq!(
+                job.role_word(),
+                if catch_up {
+                    "kubelet-only"
+                } else {
+                    job.role.as_str()
+                }
+            );
+            assert_eq!(job.node_role() == NodeRole::KubeletOnly, catch_up);
+        }
+    }
 }
 
 fn facts_all(cps: usize, workers: usize, at: &str) -> Facts {

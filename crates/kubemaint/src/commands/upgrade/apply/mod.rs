@@ -46,7 +46,8 @@ skew window move first, as `upgrade plan` shows):
 Executors:
   --executor command --command TEMPLATE   runs TEMPLATE locally with sh -c for each node;
       placeholders {node} {address} {version} {minor} {role} {first}, also in the environment
-      as KUBEMAINT_NODE, KUBEMAINT_ADDRESS, ... ({address}: the node's InternalIP).
+      as KUBEMAINT_NODE, KUBEMAINT_ADDRESS, ... ({address}: the node's InternalIP; {role}:
+      control-plane, worker, or kubelet-only for a catch-up kubelet, where only the kubelet moves).
   --executor ssh [--ssh-user U] [--ssh-identity KEY] [--ssh-port N] [--ssh-config FILE]
                [--address-map FILE] [--node-script FILE]
       runs the built-in Debian/Ubuntu kubeadm commands on each node over the system's ssh
@@ -55,7 +56,8 @@ Executors:
       host keys are refused): pkgs.k8s.io repository switch to the minor, apt-mark unhold /
       apt-get update / apt-get install -y kubeadm=VERSION / apt-mark hold, kubeadm upgrade
       plan + apply VERSION --yes on the first control-plane node (kubeadm upgrade node
-      elsewhere), then kubelet and kubectl the same way, systemctl daemon-reload, systemctl
+      elsewhere; for a catch-up kubelet only kubeadm upgrade node phase kubelet-config), then
+      kubelet and kubectl the same way, systemctl daemon-reload, systemctl
       restart kubelet. Each command runs as `sudo -n COMMAND` unless the login is root (asked
       with `id -u` on the node); --dry-run shows them as they would run for --ssh-user (with
       sudo -n unless it is root). The node is reached at its InternalIP, or at the host an

@@ -124,7 +124,7 @@ pub fn describe(action: &Action, plan: &ApplyPlan, state: &RunState) -> String {
             let nodes: Vec<&str> = jobs.iter().map(|j| j.node.as_str()).collect();
             let (role, version) = jobs
                 .first()
-                .map(|j| (j.role.as_str(), j.version.to_string()))
+                .map(|j| (j.role_word(), j.version.to_string()))
                 .unwrap_or_default();
             format!(
                 "{prefix} upgrade {} ({role}) to {version}{}{}",

@@ -256,7 +256,16 @@ fn node_stage(out: &mut String, role: NodeRole, to: &Version, stage: CommandStag
 fn kubelet_procedure(out: &mut String, node: &str, to: &Version, role: NodeRole) {
     let _ = writeln!(out, "```sh");
     let _ = writeln!(out, "# on node {node}:");
-    node_stage(out, role, to, CommandStage::Kubeadm);
+    if role == NodeRole::ControlPlane {
+        // Its kubeadm step (package, `kubeadm upgrade apply|node`, which includes the
+        // kubelet-config phase) ran in the control-plane section: only the kubelet is left.
+        let _ = writeln!(
+            out,
+            "# (kubeadm {to} and its `kubeadm upgrade` ran in the control-plane section above)"
+        );
+    } else {
+        node_stage(out, role, to, CommandStage::Kubeadm);
+    }
     let _ = writeln!(out, "# from an admin machine:");
     let _ = writeln!(out, "kubectl drain {node} --ignore-daemonsets");
     let _ = writeln!(out, "# on node {node}:");
@@ -380,7 +389,7 @@ fn markdown_step(out: &mut String, plan: &UpgradePlan, i: usize, step: &Step) {
                 a.from.as_deref().unwrap_or("?")
             );
             let role = if is_cp {
-                NodeRole::KubeletOnly
+                NodeRole::ControlPlane
             } else {
                 NodeRole::Worker
             };
