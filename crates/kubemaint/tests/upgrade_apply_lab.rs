@@ -7,15 +7,19 @@
 //! run SIGKILLed during a drain resumes with no node drained twice; a second apply is refused
 //! while the Lease is held, and a stale Lease is taken over.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kubemaint_lab::state::SimSettings;
-use kubemaint_lab::testing::{Kubectl, diagnosis, error_chain, wait_for};
-use kubemaint_lab::{KubeletMode, Lab, UpOptions};
+use common::upgrade::{
+    TestLab, all_nodes, command_template, deploy_web, drained_lines, etcd_env,
+    kubemaint_at as kubemaint, node_field, output, run_record,
+};
+use kubemaint_lab::testing::{Kubectl, wait_for};
 
 const OLD: &str = "v1.19.16";
 const NEW: &str = "v1.20.2";
@@ -23,146 +27,6 @@ const NEW: &str = "v1.20.2";
 /// command upgrades the whole node (control plane included) or only its kubelet.
 const CONTROL_PLANE_FROM: &str = OLD;
 const WHOLE_NODE: bool = true;
-
-/// `target/debug/kubemaint-lab`, next to the kubemaint binary under test.
-fn lab_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_kubemaint")).with_file_name("kubemaint-lab");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first with `cargo build -p kubemaint-lab` (the node command of these tests)",
-        bin.display()
-    );
-    bin
-}
-
-/// A test's lab and its directory. When the test fails (panics), dropping it prints
-/// [`diagnosis`] (the run log's tail, the control-plane pods' Ready conditions and their
-/// writers, NodeNotReady events, the simulated kubelets' log, ...) while the lab still runs,
-/// and keeps the directory, naming it, for a look at every log.
-struct TestLab {
-    lab: Lab,
-    tmp: Option<tempfile::TempDir>,
-}
-
-impl TestLab {
-    fn up(control_planes: u32, workers: u32, control_plane: &str) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let lab = start(tmp.path(), control_planes, workers, control_plane);
-        Self {
-            lab,
-            tmp: Some(tmp),
-        }
-    }
-}
-
-impl std::ops::Deref for TestLab {
-    type Target = Lab;
-    fn deref(&self) -> &Lab {
-        &self.lab
-    }
-}
-
-impl Drop for TestLab {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let kubectl = Kubectl::new(&self.lab.kubeconfig());
-        let run_log = self.lab.dir().join("run.log");
-        eprintln!(
-            "\n========== the test failed: the lab at that moment{}",
-            diagnosis(self.lab.dir(), &kubectl, Some(&run_log))
-        );
-        if let Some(tmp) = self.tmp.take() {
-            eprintln!(
-                "========== kept the lab directory (every component's log in logs/): {}",
-                tmp.keep().display()
-            );
-        }
-    }
-}
-
-fn start(dir: &Path, control_planes: u32, workers: u32, control_plane: &str) -> Lab {
-    let mut opts = UpOptions::new(dir, workers);
-    opts.control_planes = control_planes;
-    opts.kube_version = control_plane.into();
-    opts.kubelet_version = OLD.into();
-    opts.kubelets = KubeletMode::InProcess;
-    opts.sim = SimSettings {
-        ready_delay_ms: 300,
-        shutdown_delay_ms: 300,
-    };
-    tokio::runtime::Runtime::new()
-        .expect("tokio runtime")
-        .block_on(Lab::up(opts))
-        .unwrap_or_else(|e| panic!("lab up failed: {}", error_chain(&e)))
-}
-
-/// A Deployment of `replicas` under a policy/v1beta1 PDB with minAvailable = replicas - 1.
-fn deploy_web(kubectl: &Kubectl, replicas: u32, shutdown_ms: u32) {
-    kubectl.apply(&format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n      annotations:\n        lab.kubemaint.io/shutdown-delay-ms: \"{shutdown_ms}\"\n    spec:\n      containers:\n      - name: web\n        image: nginx\n---\napiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: web\n  namespace: default\nspec:\n  minAvailable: {}\n  selector:\n    matchLabels:\n      app: web\n",
-        replicas - 1
-    ));
-    wait_for("web available", Duration::from_secs(120), || {
-        kubectl
-            .run(&[
-                "get",
-                "deploy",
-                "web",
-                "-o",
-                "jsonpath={.status.availableReplicas}",
-            ])
-            .stdout
-            == replicas.to_string().as_bytes()
-    });
-}
-
-/// The lab's node command: the whole node (`--kubernetes-version`, `--first` on the first
-/// control-plane node) or only its kubelet (`--kubelet-version`, the control plane being new).
-fn command_template(lab: &Path, whole_node: bool, fail_on: Option<&str>) -> String {
-    let upgrade = match whole_node {
-        true => format!(
-            "{} node upgrade {{node}} --kubernetes-version {{version}} --dir {} $([ {{first}} = true ] && echo --first)",
-            lab_binary().display(),
-            lab.display()
-        ),
-        false => format!(
-            "{} node upgrade {{node}} --kubelet-version {{version}} --dir {}",
-            lab_binary().display(),
-            lab.display()
-        ),
-    };
-    match fail_on {
-        Some(node) => format!(
-            "if [ {{node}} = {node} ]; then echo 'apt-get: simulated failure' >&2; exit 3; fi; {upgrade}"
-        ),
-        None => upgrade,
-    }
-}
-
-fn kubemaint(kubeconfig: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kubemaint"));
-    command.arg("--kubeconfig").arg(kubeconfig).args(args);
-    command
-}
-
-fn output(mut command: Command) -> (Output, String, String) {
-    let out = command.output().expect("run kubemaint");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!("kubemaint -> {:?}\n{stdout}\n{stderr}", out.status.code());
-    (out, stdout, stderr)
-}
-
-fn etcd_env(command: &mut Command, lab: &Lab) {
-    let pki = lab.dir().join("pki");
-    command
-        .env("ETCDCTL_ENDPOINTS", &lab.state.etcd_url)
-        .env("ETCDCTL_CACERT", pki.join("etcd/ca.crt"))
-        .env("ETCDCTL_CERT", pki.join("etcd/healthcheck-client.crt"))
-        .env("ETCDCTL_KEY", pki.join("etcd/healthcheck-client.key"));
-}
 
 /// Samples the Deployment every 0.5 s until stopped: the lowest availability seen and the
 /// samples at which the API did not answer.
@@ -213,23 +77,9 @@ impl Watcher {
     }
 }
 
-fn node_field(kubectl: &Kubectl, node: &str, path: &str) -> String {
-    kubectl.ok(&["get", "node", node, "-o", &format!("jsonpath={path}")])
-}
-
-fn all_nodes(lab: &Lab) -> Vec<String> {
-    lab.state.nodes.iter().map(|n| n.name.clone()).collect()
-}
-
-fn drained_lines(log: &str, node: &str) -> usize {
-    log.lines()
-        .filter(|l| l.contains(&format!("node/{node} drained:")))
-        .count()
-}
-
 #[test]
 fn apply_upgrades_every_node_within_the_budget() {
-    let lab = TestLab::up(3, 4, CONTROL_PLANE_FROM);
+    let lab = TestLab::up(3, 4, CONTROL_PLANE_FROM, OLD);
     let kubeconfig = lab.kubeconfig();
     let kubectl = Kubectl::new(&kubeconfig);
     deploy_web(&kubectl, 4, 500);
@@ -419,19 +269,6 @@ fn apply_upgrades_every_node_within_the_budget() {
     );
 }
 
-fn run_record(kubectl: &Kubectl) -> serde_json::Value {
-    let out = kubectl.run(&[
-        "get",
-        "configmap",
-        "-n",
-        "kube-system",
-        "kubemaint-upgrade-apply",
-        "-o",
-        "jsonpath={.data.run\\.json}",
-    ]);
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
 fn kill(child: &mut Child) {
     // SIGKILL: no cleanup at all, as a crash.
     child.kill().expect("kill");
@@ -440,7 +277,7 @@ fn kill(child: &mut Child) {
 
 #[test]
 fn a_failed_node_stops_the_run_and_a_killed_run_resumes_under_its_lease() {
-    let lab = TestLab::up(1, 3, NEW);
+    let lab = TestLab::up(1, 3, NEW, OLD);
     let kubeconfig = lab.kubeconfig();
     let kubectl = Kubectl::new(&kubeconfig);
     // Slow shutdowns keep each drain busy long enough to be killed in the middle.

@@ -252,7 +252,14 @@ pub(super) async fn run(config: ApplyConfig, global: &GlobalArgs) -> anyhow::Res
     match status {
         "done" => Ok(SUCCESS),
         "stopped" => {
-            log.say("stopped on request; run again with --resume to continue");
+            let cordoned = if left_cordoned.is_empty() {
+                String::new()
+            } else {
+                format!("; left cordoned by kubemaint: {}", left_cordoned.join(", "))
+            };
+            log.say(&format!(
+                "stopped on request after the step in flight{cordoned}; run again with --resume to continue"
+            ));
             Ok(FAILURE)
         }
         _ => {
