@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -20,70 +20,12 @@ use kubemaint_cluster::exec::{ExecContext, ExecOutcome, NodeTarget};
 use kubemaint_cluster::nodes;
 use kubemaint_core::drain::config::{DrainConfig, NodeChoice, NodeOrder};
 use kubemaint_core::drain::stuck::StuckPolicy;
-use kubemaint_core::upgrade::apply::health::EtcdMembers;
 use kubemaint_core::upgrade::apply::{Action, NodeJob, StopReason, next};
 
-use super::ApplyConfig;
-use super::run::now_text;
-use super::view::{DrainLines, RunLog, StepReport, describe};
-use super::wait::{self, Changes, RECHECK, retrying};
-use crate::global::GlobalArgs;
-
-/// A failed step: the nodes it concerns (none, one, or every failed node of a batch) and why.
-pub(super) struct StepError {
-    pub(super) nodes: Vec<String>,
-    pub(super) error: anyhow::Error,
-}
-
-impl StepError {
-    pub(super) fn at(node: Option<&str>, error: anyhow::Error) -> Self {
-        Self {
-            nodes: node.map(str::to_string).into_iter().collect(),
-            error,
-        }
-    }
-}
-
-/// Everything the steps need.
-pub(super) struct Ctx<'a> {
-    pub(super) config: &'a ApplyConfig,
-    pub(super) global: &'a GlobalArgs,
-    pub(super) client: kube::Client,
-    pub(super) evict: kube::Client,
-    pub(super) kube_config: kube::Config,
-    pub(super) log: Arc<RunLog>,
-    pub(super) stop: Arc<AtomicBool>,
-    pub(super) pdb_version: &'static str,
-    pub(super) snapshots: Vec<String>,
-    /// What the etcd members said at the last passed health gate.
-    pub(super) etcd_members: Option<EtcdMembers>,
-    /// Wakes the waits when the cluster changes.
-    pub(super) changes: Changes,
-}
-
-pub(super) async fn save(
-    ctx: &Ctx<'_>,
-    store: &mut RunStore,
-    record: &mut RunRecord,
-) -> Result<(), StepError> {
-    record.updated_at = now_text();
-    let deadline = ctx.config.node_timeout;
-    let start = Instant::now();
-    loop {
-        match store.save(record).await {
-            Ok(()) => return Ok(()),
-            Err(e @ kubemaint_cluster::apply::ApplyError::Conflict) => {
-                return Err(StepError::at(None, e.into()));
-            }
-            Err(e) if start.elapsed() < deadline => {
-                ctx.log
-                    .log(&format!("cannot write the run record ({e}); retrying"));
-                tokio::time::sleep(RECHECK).await;
-            }
-            Err(e) => return Err(StepError::at(None, e.into())),
-        }
-    }
-}
+use super::changes::retrying;
+use super::ctx::{Ctx, StepError, now_text, save};
+use super::view::{DrainLines, StepReport, describe};
+use super::wait;
 
 async fn observe_now(ctx: &Ctx<'_>) -> Result<Observed, StepError> {
     retrying("read the nodes", &ctx.log, ctx.config.node_timeout, || {

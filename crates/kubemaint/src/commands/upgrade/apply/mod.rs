@@ -5,6 +5,8 @@
 //! by [`run`] against the cluster: the run record in a ConfigMap, the Lease, cordons, the drain
 //! engine for batches, the executor for each node's commands, waits and the health gate.
 
+mod changes;
+mod ctx;
 mod drive;
 mod dry_run;
 mod run;

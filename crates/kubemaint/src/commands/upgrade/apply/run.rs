@@ -15,10 +15,11 @@ use kubemaint_core::upgrade::apply::{ApplyPlan, Options, RunState};
 use kubemaint_core::upgrade::plan::{PlanError, plan};
 
 use super::ApplyConfig;
-use super::drive::{Ctx, drive, save};
+use super::changes::Changes;
+use super::ctx::{Ctx, now_text, save};
+use super::drive::drive;
 use super::dry_run::dry_run;
 use super::view::{Report, RunLog};
-use super::wait::Changes;
 use crate::exit::{CodedError, FAILURE, SUCCESS};
 use crate::global::GlobalArgs;
 use crate::kube_client::{self, Retry};
@@ -44,12 +45,6 @@ fn unsafe_free_uid() -> String {
                 .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
         })
         .unwrap_or_else(|| "?".into())
-}
-
-pub(super) fn now_text() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 /// Runs `upgrade apply`.
