@@ -302,10 +302,28 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Status { dir } => {
             let state = LabState::load(&dir.dir)?;
+            // What the control-plane nodes run now (an upgrade moves them off the version the
+            // lab came up with), each named a stand-in unless it is the real v1.20.2.
+            let mut versions: Vec<&str> = state
+                .nodes
+                .iter()
+                .filter(|n| n.control_plane)
+                .map(|n| state.control_plane_version(n))
+                .collect();
+            versions.sort_unstable();
+            versions.dedup();
+            if versions.is_empty() {
+                versions.push(&state.kube_version);
+            }
+            let kube = versions
+                .iter()
+                .map(|v| describe_version(v))
+                .collect::<Vec<_>>()
+                .join("; ");
             println!(
                 "lab {} — Kubernetes {}, etcd {} at {}",
                 state.dir.display(),
-                describe_version(&state.kube_version),
+                kube,
                 state.etcd_version,
                 state.etcd_url
             );
