@@ -7,42 +7,16 @@
 //! waits (polling, 30 s deadline) for its batch partner's marker. Run one after the other, the
 //! first command would time out and fail the run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use kubemaint_lab::state::SimSettings;
-use kubemaint_lab::testing::{Kubectl, error_chain};
-use kubemaint_lab::{KubeletMode, Lab, UpOptions};
+use kubemaint_lab::testing::Kubectl;
+
+mod common;
+use common::upgrade::{lab_binary, start_lab};
 
 const OLD: &str = "v1.19.16";
 const NEW: &str = "v1.20.2";
-
-/// `target/debug/kubemaint-lab`, next to the kubemaint binary under test.
-fn lab_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_kubemaint")).with_file_name("kubemaint-lab");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first with `cargo build -p kubemaint-lab` (the node command of these tests)",
-        bin.display()
-    );
-    bin
-}
-
-/// One control-plane node at the target and four workers whose kubelets are one minor behind.
-fn start(dir: &Path) -> Lab {
-    let mut opts = UpOptions::new(dir, 4);
-    opts.kube_version = NEW.into();
-    opts.kubelet_version = OLD.into();
-    opts.kubelets = KubeletMode::InProcess;
-    opts.sim = SimSettings {
-        ready_delay_ms: 300,
-        shutdown_delay_ms: 300,
-    };
-    tokio::runtime::Runtime::new()
-        .expect("tokio runtime")
-        .block_on(Lab::up(opts))
-        .unwrap_or_else(|e| panic!("lab up failed: {}", error_chain(&e)))
-}
 
 /// The node command: mark this node started, wait for the batch partner's mark (worker-1 with
 /// worker-2, worker-3 with worker-4; others wait for nobody), fail on `fail_on`, else upgrade
@@ -91,7 +65,8 @@ fn runs_of(log: &str, node: &str) -> usize {
 #[test]
 fn a_batch_runs_its_commands_at_once_and_a_failed_node_stays_out_while_the_other_comes_back() {
     let tmp = tempfile::tempdir().unwrap();
-    let lab = start(&tmp.path().join("lab"));
+    // One control-plane node at the target and four workers whose kubelets are one minor behind.
+    let lab = start_lab(&tmp.path().join("lab"), 1, 4, NEW, OLD);
     let kubeconfig = lab.kubeconfig();
     let kubectl = Kubectl::new(&kubeconfig);
     let log_file = tmp.path().join("run.log");

@@ -9,46 +9,22 @@
 //!   real `etcdctl endpoint status --cluster -w json`; unreachable etcd is reported unknown, not
 //!   fatal.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kubemaint_lab::state::SimSettings;
-use kubemaint_lab::testing::{Kubectl, error_chain, wait_for};
-use kubemaint_lab::{KubeletMode, Lab, UpOptions};
+use kubemaint_lab::Lab;
+use kubemaint_lab::testing::{Kubectl, wait_for};
+
+mod common;
+use common::upgrade::{lab_binary, start_lab};
 
 const OLD: &str = "v1.19.16";
 const NEW: &str = "v1.20.2";
 
 /// One lab at a time: two at once would starve the 2 shared cores.
 static ONE_LAB: Mutex<()> = Mutex::new(());
-
-fn lab_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_kubemaint")).with_file_name("kubemaint-lab");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first with `cargo build -p kubemaint-lab` (the node command of these tests)",
-        bin.display()
-    );
-    bin
-}
-
-fn start(dir: &Path, control_planes: u32, workers: u32) -> Lab {
-    let mut opts = UpOptions::new(dir, workers);
-    opts.control_planes = control_planes;
-    opts.kube_version = NEW.into();
-    opts.kubelet_version = OLD.into();
-    opts.kubelets = KubeletMode::InProcess;
-    opts.sim = SimSettings {
-        ready_delay_ms: 300,
-        shutdown_delay_ms: 300,
-    };
-    tokio::runtime::Runtime::new()
-        .expect("tokio runtime")
-        .block_on(Lab::up(opts))
-        .unwrap_or_else(|e| panic!("lab up failed: {}", error_chain(&e)))
-}
 
 /// `upgrade apply` to NEW through the lab's kubelet upgrade, no snapshot, no ETCDCTL_* from
 /// the test's environment, a JSON report.
@@ -117,7 +93,7 @@ fn kubelets_at(kubectl: &Kubectl, version: &str) -> bool {
 fn drains_keep_emptydir_data_unless_asked_and_dry_run_shows_the_ssh_commands() {
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    let lab = start(tmp.path(), 1, 2);
+    let lab = start_lab(tmp.path(), 1, 2, NEW, OLD);
     let kubectl = Kubectl::new(&lab.kubeconfig());
     // Two replicas with emptyDir scratch data, one per worker (the control plane is tainted),
     // and a DaemonSet on every worker.
@@ -278,7 +254,7 @@ fn drains_keep_emptydir_data_unless_asked_and_dry_run_shows_the_ssh_commands() {
 fn the_health_gate_asks_every_etcd_member_as_etcdctl_sees_them() {
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    let lab = start(tmp.path(), 3, 1);
+    let lab = start_lab(tmp.path(), 3, 1, NEW, OLD);
     let kubectl = Kubectl::new(&lab.kubeconfig());
     let pki = lab.dir().join("pki").display().to_string();
     let etcd = [
